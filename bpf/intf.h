@@ -1,0 +1,91 @@
+/*
+ * intf.h - the one place where the types and constants shared by the BPF
+ * scheduler (bpf/main.bpf.c) and the Rust daemon (src/) are defined.
+ *
+ * build.rs runs bindgen over this file, so every number here reaches Rust as
+ * `bpf_intf::consts_*` / `bpf_intf::dom_stat_idx_*` and is never written a
+ * second time. Keep it plain C: no BPF-only constructs (kptrs, locks).
+ */
+#ifndef __REBAL_INTF_H
+#define __REBAL_INTF_H
+
+#ifndef __VMLINUX_H__
+typedef unsigned char u8;
+typedef unsigned int u32;
+typedef int s32;
+typedef unsigned long long u64;
+typedef long long s64;
+#endif
+
+enum consts {
+	/* Limits of the BPF side. Rust refuses topologies beyond them. */
+	MAX_CPUS		= 1024,
+	MAX_DOMS		= 64,
+	MAX_NODES		= 32,
+	CPUMASK_WORDS		= MAX_CPUS / 64,
+	DOMMASK_WORDS		= MAX_DOMS / 64,
+
+	/* Per-domain slots of the migration-candidate table (see cand_slot). */
+	NR_CANDS_PER_DOM	= 128,
+
+	/* Nice-0 weight, as the kernel gives it in p->scx.weight. */
+	WEIGHT_NICE0		= 100,
+
+	/* Fixed-point scale of a task's duty cycle: 1 << 16 = always runnable. */
+	DCYCLE_SHIFT		= 16,
+	DCYCLE_ONE		= 1 << DCYCLE_SHIFT,
+
+	/* Defaults the daemon passes unless told otherwise. */
+	SLICE_DFL_US		= 5000,
+	SLICE_MIN_US_DFL	= 500,
+	SLICE_MAX_US_DFL	= 20000,
+	LOAD_HALF_LIFE_MS_DFL	= 1000,
+
+	/* Marks a CPU that belongs to no domain (offline or left out). */
+	NO_DOM			= 0xffffffff,
+};
+
+/*
+ * Per-domain event counters. BPF keeps one copy per CPU (a PERCPU_ARRAY
+ * indexed by domain) so the hot path never bounces a cache line; the daemon
+ * sums the copies.
+ */
+enum dom_stat_idx {
+	DSTAT_ENQUEUED,		/* tasks queued on the domain's DSQ */
+	DSTAT_DISPATCHED,	/* taken from the DSQ by one of its own CPUs */
+	DSTAT_DIRECT,		/* placed straight on an idle CPU at wakeup */
+	DSTAT_PINNED,		/* single-CPU tasks sent to their CPU's local DSQ */
+	DSTAT_STEAL_IN,		/* tasks this domain's CPUs took from other domains */
+	DSTAT_STEAL_OUT,	/* tasks other domains' CPUs took from this one */
+	DSTAT_STEAL_XNODE,	/* steals that crossed a NUMA node (counted on the taker) */
+	DSTAT_KICKS,		/* idle CPUs of this domain kicked to pick up work */
+	DSTAT_GREEDY_IN,	/* wakeups of other domains' tasks run on an idle CPU here */
+	DSTAT_MIGRATED_IN,	/* balancer moves that took effect, arriving here */
+	DSTAT_MIGRATED_OUT,	/* ... and leaving here */
+	DSTAT_LOAD_WNS,		/* sum of weight x runnable ns of the domain's tasks */
+	DSTAT_RUNNABLE_NS,	/* sum of runnable ns of the domain's tasks */
+	DSTAT_RUN_NS,		/* ns the domain's CPUs spent running tasks */
+	DSTAT_DL_CLAMPED,	/* deadlines that had to be clamped */
+	NR_DSTATS,
+};
+
+struct dom_stats {
+	u64 cnt[NR_DSTATS];
+};
+
+/*
+ * One entry of the migration-candidate table: BPF writes the recently
+ * active tasks of each domain here (slot = pid % NR_CANDS_PER_DOM, so the
+ * table stays bounded whatever the number of tasks), the daemon reads it.
+ * dcycle is the task's decayed runnable share at updated_ns.
+ */
+struct cand_slot {
+	s32 pid;
+	u32 dom;
+	u32 weight;
+	u32 dcycle;
+	u64 updated_ns;
+	u64 dom_mask[DOMMASK_WORDS];
+};
+
+#endif /* __REBAL_INTF_H */

@@ -1,0 +1,696 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * scx_rebal - the BPF half of an LLC-domain load-balancing scheduler.
+ *
+ * The machine is cut into *domains*, one per last-level cache inside a NUMA
+ * node (user space decides the cut; see src/domains.rs). Every task belongs
+ * to exactly one domain, its home, and waits in that domain's dispatch queue
+ * (DSQ id == domain id), ordered by virtual time. Keeping a task on one LLC
+ * keeps its cache warm; deciding *which* LLC is the Rust balancer's job,
+ * which runs every few seconds, sees the whole machine, and moves tasks by
+ * writing the `migrations` map. This file is only the hot path:
+ *
+ *   wakeup ─► select_cpu: idle core in the home domain? ─► run it there now
+ *                 │ no                                     (local DSQ)
+ *                 ▼
+ *             enqueue: home DSQ by vtime, then kick an idle CPU of the
+ *                 │    domain (or, failing that, of the node) to take it
+ *                 ▼
+ *   CPU free ─► dispatch: own domain's DSQ ─► sibling domains of the node
+ *                                         ─► domains of other nodes
+ *
+ * Tasks that may run on one CPU only (per-CPU kthreads, pinned tasks) go
+ * straight to that CPU's local DSQ: a domain DSQ could only strand them.
+ *
+ * Virtual time: a task's vtime advances by the time it really ran, divided
+ * by its weight (nice). A task that slept keeps its vtime but is not allowed
+ * to fall more than one slice behind its domain's clock, so sleepers get the
+ * CPU soon after waking without starving the rest.
+ *
+ * Load: the daemon needs each domain's load (average runnable weight) and
+ * each task's share of it. Both come from integrals that only ever grow and
+ * are kept per CPU (no locks, no shared cache lines): weight x ns runnable,
+ * summed into the domain's per-CPU counters at runnable/quiescent/stopping.
+ * The daemon differentiates them over its interval. Per task, a decayed
+ * duty cycle is kept in task storage and published to the bounded
+ * `cands` table, from which the balancer picks what to move.
+ *
+ * CPU hotplug is not handled here on purpose: without cpu_online/offline
+ * the kernel ejects the scheduler with a restart request, and the daemon
+ * rebuilds the domains from the new topology and loads again.
+ */
+#include <scx/common.bpf.h>
+#include <scx/compat.bpf.h>
+#include "intf.h"
+
+char _license[] SEC("license") = "GPL";
+
+UEI_DEFINE(uei);
+
+/* Filled in by the daemon before load. */
+const volatile u32 nr_doms = 1;
+const volatile u32 nr_nodes = 1;
+const volatile u32 nr_cpu_ids = 1;
+const volatile bool smt_enabled;
+const volatile u64 load_half_life_ns = LOAD_HALF_LIFE_MS_DFL * 1000000ULL;
+const volatile u64 cand_publish_ns = 10 * 1000000ULL;
+const volatile bool kick_node_greedy = true;
+const volatile bool kick_xnode_greedy;
+const volatile bool direct_node_greedy = true;
+const volatile bool direct_xnode_greedy;
+const volatile u32 cpu_dom[MAX_CPUS];
+const volatile u32 dom_node[MAX_DOMS];
+/* For each domain, the other domains in the order its CPUs steal from them:
+ * same node first, then by NUMA distance. nr_doms - 1 entries used. */
+const volatile u32 steal_order[MAX_DOMS][MAX_DOMS];
+
+/* Written by the daemon while running. */
+volatile u64 slice_ns = SLICE_DFL_US * 1000ULL;
+volatile u32 migrations_pending;
+
+/* Each domain's virtual clock: the largest vtime that started running. */
+u64 dom_vtime[MAX_DOMS];
+
+/* Migration candidates, read by the daemon through the mmapped bss. */
+struct cand_slot cands[MAX_DOMS][NR_CANDS_PER_DOM];
+
+struct mask_wrapper {
+	struct bpf_cpumask __kptr *mask;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, u32);
+	__type(value, struct mask_wrapper);
+	__uint(max_entries, MAX_DOMS);
+} dom_masks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, u32);
+	__type(value, struct mask_wrapper);
+	__uint(max_entries, MAX_NODES);
+} node_masks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, struct dom_stats);
+	__uint(max_entries, MAX_DOMS);
+} dom_stats SEC(".maps");
+
+/* pid -> destination domain, written by the balancer, consumed (and
+ * deleted) here the next time the task wakes up or is enqueued. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, s32);
+	__type(value, u32);
+	__uint(max_entries, 4096);
+} migrations SEC(".maps");
+
+struct task_ctx {
+	/* The CPUs the task may use in its home domain: allowed & domain. */
+	struct bpf_cpumask __kptr *mask;
+	/* Domains the task's affinity reaches at all. */
+	u64 dom_mask[DOMMASK_WORDS];
+	u32 dom;
+	bool runnable;
+	u64 vtime;
+	u64 running_at;
+	/* Load accounting: when runnable time was last credited. */
+	u64 acct_at;
+	/* Decayed share of time runnable, DCYCLE_ONE = always. */
+	u32 dcycle;
+	u64 dcycle_at;
+	u64 published_at;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_ctx);
+} task_ctxs SEC(".maps");
+
+static struct task_ctx *lookup_task_ctx(struct task_struct *p)
+{
+	return bpf_task_storage_get(&task_ctxs, p, 0, 0);
+}
+
+static const struct cpumask *dom_cpumask(u32 dom)
+{
+	struct mask_wrapper *w = bpf_map_lookup_elem(&dom_masks, &dom);
+
+	return w ? cast_mask(w->mask) : NULL;
+}
+
+static const struct cpumask *node_cpumask(u32 node)
+{
+	struct mask_wrapper *w = bpf_map_lookup_elem(&node_masks, &node);
+
+	return w ? cast_mask(w->mask) : NULL;
+}
+
+static u32 cpu_to_dom(s32 cpu)
+{
+	const volatile u32 *d = MEMBER_VPTR(cpu_dom, [cpu]);
+
+	return d ? *d : NO_DOM;
+}
+
+static u32 node_of(u32 dom)
+{
+	const volatile u32 *n = MEMBER_VPTR(dom_node, [dom]);
+
+	return n ? *n : 0;
+}
+
+/*
+ * The domain's virtual clock. Array accesses by a runtime index go through
+ * MEMBER_VPTR, whose bounds check the compiler cannot optimise away (it
+ * otherwise drops checks it already saw, and the verifier refuses).
+ */
+static u64 dom_clock(u32 dom)
+{
+	u64 *v = MEMBER_VPTR(dom_vtime, [dom]);
+
+	return v ? *v : 0;
+}
+
+static void dom_clock_advance(u32 dom, u64 vtime)
+{
+	u64 *v = MEMBER_VPTR(dom_vtime, [dom]);
+
+	if (v && time_before(*v, vtime))
+		*v = vtime;
+}
+
+static void stat_add(u32 dom, u32 idx, u64 v)
+{
+	struct dom_stats *s = bpf_map_lookup_elem(&dom_stats, &dom);
+
+	if (s && idx < NR_DSTATS)
+		s->cnt[idx] += v;
+}
+
+static bool dom_in_mask(const u64 *dom_mask, u32 dom)
+{
+	return dom < MAX_DOMS && (dom_mask[dom / 64] & (1ULL << (dom % 64)));
+}
+
+/*
+ * 2^(-x) for x = i/16, in DCYCLE fixed point: the decay of a running
+ * average over i/16 of a half-life. Whole half-lives are a shift.
+ */
+static const u32 exp2_neg_16th[16] = {
+	65536, 62757, 60097, 57549, 55109, 52773, 50535, 48393,
+	46341, 44376, 42495, 40693, 38968, 37316, 35734, 34219,
+};
+
+static u64 decay_factor(u64 dt)
+{
+	u64 hl = load_half_life_ns ?: 1;
+	u64 halves = dt / hl;
+	u32 frac = ((dt % hl) * 16) / hl;
+
+	if (halves >= 32)
+		return 0;
+	return exp2_neg_16th[frac & 15] >> halves;
+}
+
+/* Fold the time since the last update into the task's duty cycle; the task
+ * was runnable during it iff taskc->runnable. */
+static void dcycle_update(struct task_ctx *taskc, u64 now)
+{
+	u64 dt = now - taskc->dcycle_at;
+	u64 keep = decay_factor(dt);
+	u64 dc = (u64)taskc->dcycle * keep;
+
+	if (taskc->runnable)
+		dc += (u64)DCYCLE_ONE * (DCYCLE_ONE - keep);
+	taskc->dcycle = dc >> DCYCLE_SHIFT;
+	taskc->dcycle_at = now;
+}
+
+/* Credit weight x runnable ns since the last call to the home domain. */
+static void account_load(struct task_struct *p, struct task_ctx *taskc, u64 now)
+{
+	struct dom_stats *s;
+	u64 dt;
+
+	if (taskc->runnable && now > taskc->acct_at &&
+	    (s = bpf_map_lookup_elem(&dom_stats, &taskc->dom))) {
+		dt = now - taskc->acct_at;
+		s->cnt[DSTAT_LOAD_WNS] += dt * p->scx.weight;
+		s->cnt[DSTAT_RUNNABLE_NS] += dt;
+	}
+	taskc->acct_at = now;
+}
+
+static void publish_candidate(struct task_struct *p, struct task_ctx *taskc, u64 now)
+{
+	struct cand_slot *slot;
+	u32 dom = taskc->dom;
+	u32 idx = (u32)p->pid % NR_CANDS_PER_DOM;
+	int i;
+
+	if (now - taskc->published_at < cand_publish_ns)
+		return;
+	slot = MEMBER_VPTR(cands, [dom][idx]);
+	if (!slot)
+		return;
+	taskc->published_at = now;
+
+	slot->pid = p->pid;
+	slot->dom = dom;
+	slot->weight = p->scx.weight;
+	slot->dcycle = taskc->dcycle;
+	slot->updated_ns = now;
+	for (i = 0; i < DOMMASK_WORDS; i++)
+		slot->dom_mask[i] = taskc->dom_mask[i];
+}
+
+/* Recompute which domains @cpus reaches. Slow path (affinity changes). */
+static void refresh_dom_mask(struct task_ctx *taskc, const struct cpumask *cpus)
+{
+	u32 d;
+
+	for (d = 0; d < DOMMASK_WORDS; d++)
+		taskc->dom_mask[d] = 0;
+
+	bpf_for(d, 0, nr_doms) {
+		const struct cpumask *dm = dom_cpumask(d);
+
+		if (dm && bpf_cpumask_intersects(cpus, dm) && d < MAX_DOMS)
+			taskc->dom_mask[d / 64] |= 1ULL << (d % 64);
+	}
+}
+
+/* First allowed domain, preferring @near_node. */
+static u32 first_allowed_dom(struct task_ctx *taskc, u32 near_node)
+{
+	u32 d, found = NO_DOM;
+
+	bpf_for(d, 0, nr_doms) {
+		if (!dom_in_mask(taskc->dom_mask, d))
+			continue;
+		if (node_of(d) == near_node)
+			return d;
+		if (found == NO_DOM)
+			found = d;
+	}
+	return found;
+}
+
+/* Make @dom the task's home: its CPU mask becomes allowed & domain. */
+static int set_home(struct task_struct *p, struct task_ctx *taskc, u32 dom,
+		    const struct cpumask *cpus)
+{
+	const struct cpumask *dm = dom_cpumask(dom);
+	struct bpf_cpumask *tm = taskc->mask;
+
+	if (!dm || !tm)
+		return -ENOENT;
+	bpf_cpumask_and(tm, cpus, dm);
+	taskc->dom = dom;
+	return 0;
+}
+
+/*
+ * Carry out a move the balancer asked for. The task keeps its place in
+ * time: its lag behind the old domain's clock becomes its lag behind the
+ * new one's, so a move neither rewards nor punishes it.
+ */
+static void maybe_migrate(struct task_struct *p, struct task_ctx *taskc)
+{
+	s32 pid = p->pid;
+	u32 *target, to, from = taskc->dom;
+	u64 now;
+
+	if (!migrations_pending)
+		return;
+	target = bpf_map_lookup_elem(&migrations, &pid);
+	if (!target)
+		return;
+	to = *target;
+	bpf_map_delete_elem(&migrations, &pid);
+
+	if (to == from || to >= nr_doms || from >= MAX_DOMS || to >= MAX_DOMS ||
+	    !dom_in_mask(taskc->dom_mask, to))
+		return;
+
+	now = scx_bpf_now();
+	account_load(p, taskc, now);
+	if (set_home(p, taskc, to, p->cpus_ptr))
+		return;
+	taskc->vtime = taskc->vtime - dom_clock(from) + dom_clock(to);
+	stat_add(from, DSTAT_MIGRATED_OUT, 1);
+	stat_add(to, DSTAT_MIGRATED_IN, 1);
+}
+
+/*
+ * An idle CPU for a waking task within @mask (its home CPUs): a whole idle
+ * core first (no SMT sibling to share the core with), then @prev_cpu whose
+ * caches are warm, then any idle CPU of the domain.
+ */
+static s32 pick_idle_cpu(const struct cpumask *mask, s32 prev_cpu)
+{
+	bool prev_ok = prev_cpu >= 0 && bpf_cpumask_test_cpu(prev_cpu, mask);
+	s32 cpu;
+
+	if (smt_enabled) {
+		const struct cpumask *smt = scx_bpf_get_idle_smtmask();
+		bool prev_core_idle = prev_ok && bpf_cpumask_test_cpu(prev_cpu, smt);
+
+		scx_bpf_put_idle_cpumask(smt);
+		if (prev_core_idle && scx_bpf_test_and_clear_cpu_idle(prev_cpu))
+			return prev_cpu;
+		cpu = scx_bpf_pick_idle_cpu(mask, SCX_PICK_IDLE_CORE);
+		if (cpu >= 0)
+			return cpu;
+	}
+	if (prev_ok && scx_bpf_test_and_clear_cpu_idle(prev_cpu))
+		return prev_cpu;
+	return scx_bpf_pick_idle_cpu(mask, 0);
+}
+
+/*
+ * The home domain is full: rather than queue behind its tasks while a
+ * sibling LLC idles, run this once on an idle CPU of the same node (and,
+ * if allowed, of another node). The home does not change: the next wakeup
+ * tries home first again, and lasting imbalance is the balancer's job.
+ */
+static s32 pick_idle_greedy(struct task_struct *p, struct task_ctx *taskc)
+{
+	const struct cpumask *nm;
+	s32 cpu = -1;
+
+	if (direct_node_greedy && (nm = node_cpumask(node_of(taskc->dom))))
+		cpu = scx_bpf_pick_idle_cpu(nm, 0);
+	if (cpu < 0 && direct_xnode_greedy)
+		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	if (cpu >= 0 && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
+		/* Its idle bit is taken and @p may not run there: let the CPU
+		 * look for other work instead of sleeping on. */
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		cpu = -1;
+	}
+	if (cpu >= 0)
+		stat_add(cpu_to_dom(cpu), DSTAT_GREEDY_IN, 1);
+	return cpu;
+}
+
+s32 BPF_STRUCT_OPS(rebal_select_cpu, struct task_struct *p, s32 prev_cpu,
+		   u64 wake_flags)
+{
+	struct task_ctx *taskc = lookup_task_ctx(p);
+	const struct cpumask *mask;
+	s32 cpu;
+
+	if (!taskc)
+		return prev_cpu;
+	maybe_migrate(p, taskc);
+	if (p->nr_cpus_allowed == 1)
+		return prev_cpu;
+	mask = cast_mask(taskc->mask);
+	if (!mask)
+		return prev_cpu;
+
+	cpu = pick_idle_cpu(mask, prev_cpu);
+	if (cpu < 0)
+		cpu = pick_idle_greedy(p, taskc);
+	if (cpu >= 0) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
+		stat_add(taskc->dom, DSTAT_DIRECT, 1);
+		return cpu;
+	}
+	/* No idle CPU: queue on a CPU of the home domain so that the CPU
+	 * that finally takes it usually pulls from its own runqueue. */
+	if (prev_cpu >= 0 && bpf_cpumask_test_cpu(prev_cpu, mask))
+		return prev_cpu;
+	cpu = bpf_cpumask_any_distribute(mask);
+	return cpu < nr_cpu_ids ? cpu : prev_cpu;
+}
+
+/* Wake an idle CPU that can take work just queued in @dom: one of the
+ * domain first, then (if allowed) one of the node, then anywhere. A kicked
+ * CPU of another domain finds the work by stealing in dispatch. */
+static void kick_idle(struct task_struct *p, struct task_ctx *taskc, u32 dom)
+{
+	const struct cpumask *mask = cast_mask(taskc->mask), *nm;
+	s32 cpu = -1;
+
+	if (mask)
+		cpu = scx_bpf_pick_idle_cpu(mask, 0);
+	if (cpu < 0 && kick_node_greedy && (nm = node_cpumask(node_of(dom))))
+		cpu = scx_bpf_pick_idle_cpu(nm, 0);
+	if (cpu < 0 && kick_xnode_greedy)
+		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	if (cpu >= 0) {
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		stat_add(cpu_to_dom(cpu), DSTAT_KICKS, 1);
+	}
+}
+
+void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	struct task_ctx *taskc = lookup_task_ctx(p);
+	u64 vtime, floor, slice = slice_ns;
+	u32 dom;
+
+	if (!taskc) {
+		/* Should not happen (init_task creates it); keep the task
+		 * running on the kernel's fallback queue rather than lose it. */
+		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, slice, enq_flags);
+		return;
+	}
+	maybe_migrate(p, taskc);
+	dom = taskc->dom;
+
+	if (p->nr_cpus_allowed == 1) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, enq_flags);
+		stat_add(dom, DSTAT_PINNED, 1);
+		return;
+	}
+	if (dom >= MAX_DOMS) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, slice, enq_flags);
+		return;
+	}
+
+	vtime = taskc->vtime;
+	floor = dom_clock(dom) - slice;
+	if (time_before(vtime, floor))
+		vtime = floor;
+	taskc->vtime = vtime;
+
+	scx_bpf_dsq_insert_vtime(p, dom, slice, vtime, enq_flags);
+	stat_add(dom, DSTAT_ENQUEUED, 1);
+	kick_idle(p, taskc, dom);
+}
+
+void BPF_STRUCT_OPS(rebal_dispatch, s32 cpu, struct task_struct *prev)
+{
+	u32 dom = cpu_to_dom(cpu), i;
+
+	if (dom >= nr_doms || dom >= MAX_DOMS)
+		return;
+	if (scx_bpf_dsq_move_to_local(dom, 0)) {
+		stat_add(dom, DSTAT_DISPATCHED, 1);
+		return;
+	}
+
+	bpf_for(i, 0, nr_doms - 1) {
+		const volatile u32 *vp = MEMBER_VPTR(steal_order, [dom][i]);
+		u32 victim;
+
+		if (!vp || (victim = *vp) >= MAX_DOMS)
+			break;
+		if (scx_bpf_dsq_move_to_local(victim, 0)) {
+			stat_add(dom, DSTAT_STEAL_IN, 1);
+			stat_add(victim, DSTAT_STEAL_OUT, 1);
+			if (node_of(victim) != node_of(dom))
+				stat_add(dom, DSTAT_STEAL_XNODE, 1);
+			return;
+		}
+	}
+
+	/* Nothing else to run: let the previous task go on for a slice. */
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED))
+		prev->scx.slice = slice_ns;
+}
+
+void BPF_STRUCT_OPS(rebal_runnable, struct task_struct *p, u64 enq_flags)
+{
+	struct task_ctx *taskc = lookup_task_ctx(p);
+	u64 now = scx_bpf_now();
+
+	if (!taskc)
+		return;
+	dcycle_update(taskc, now);
+	taskc->runnable = true;
+	taskc->acct_at = now;
+}
+
+void BPF_STRUCT_OPS(rebal_running, struct task_struct *p)
+{
+	struct task_ctx *taskc = lookup_task_ctx(p);
+	u32 dom;
+
+	if (!taskc)
+		return;
+	taskc->running_at = scx_bpf_now();
+	dom = taskc->dom;
+	dom_clock_advance(dom, taskc->vtime);
+}
+
+void BPF_STRUCT_OPS(rebal_stopping, struct task_struct *p, bool runnable)
+{
+	struct task_ctx *taskc = lookup_task_ctx(p);
+	u64 now = scx_bpf_now(), used;
+
+	if (!taskc)
+		return;
+	used = now - taskc->running_at;
+	taskc->vtime += used * WEIGHT_NICE0 / (p->scx.weight ?: 1);
+	/* Utilisation is of the CPUs: charge the domain of this CPU. */
+	stat_add(cpu_to_dom(bpf_get_smp_processor_id()), DSTAT_RUN_NS, used);
+
+	/* CPU hogs never go quiescent: credit their load here too. */
+	account_load(p, taskc, now);
+	dcycle_update(taskc, now);
+	publish_candidate(p, taskc, now);
+}
+
+void BPF_STRUCT_OPS(rebal_quiescent, struct task_struct *p, u64 deq_flags)
+{
+	struct task_ctx *taskc = lookup_task_ctx(p);
+	u64 now = scx_bpf_now();
+
+	if (!taskc)
+		return;
+	account_load(p, taskc, now);
+	dcycle_update(taskc, now);
+	taskc->runnable = false;
+}
+
+void BPF_STRUCT_OPS(rebal_set_cpumask, struct task_struct *p,
+		    const struct cpumask *cpumask)
+{
+	struct task_ctx *taskc = lookup_task_ctx(p);
+	u32 dom;
+
+	if (!taskc)
+		return;
+	refresh_dom_mask(taskc, cpumask);
+	dom = taskc->dom;
+	if (!dom_in_mask(taskc->dom_mask, dom)) {
+		dom = first_allowed_dom(taskc, node_of(dom));
+		if (dom == NO_DOM) {
+			scx_bpf_error("pid %d: affinity reaches no domain", p->pid);
+			return;
+		}
+		account_load(p, taskc, scx_bpf_now());
+	}
+	set_home(p, taskc, dom, cpumask);
+}
+
+s32 BPF_STRUCT_OPS(rebal_init_task, struct task_struct *p,
+		   struct scx_init_task_args *args)
+{
+	struct task_ctx *taskc;
+	struct bpf_cpumask *mask;
+	u32 dom;
+
+	taskc = bpf_task_storage_get(&task_ctxs, p, 0,
+				     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!taskc)
+		return -ENOMEM;
+
+	mask = bpf_cpumask_create();
+	if (!mask)
+		return -ENOMEM;
+	mask = bpf_kptr_xchg(&taskc->mask, mask);
+	if (mask)
+		bpf_cpumask_release(mask);
+
+	refresh_dom_mask(taskc, p->cpus_ptr);
+	dom = cpu_to_dom(scx_bpf_task_cpu(p));
+	if (dom >= nr_doms || !dom_in_mask(taskc->dom_mask, dom))
+		dom = first_allowed_dom(taskc, node_of(dom < MAX_DOMS ? dom : 0));
+	if (dom == NO_DOM) {
+		scx_bpf_error("pid %d (%s): affinity reaches no domain", p->pid, p->comm);
+		return -EINVAL;
+	}
+	if (set_home(p, taskc, dom, p->cpus_ptr))
+		return -ENOENT;
+	taskc->vtime = dom_clock(dom);
+	taskc->dcycle_at = scx_bpf_now();
+	return 0;
+}
+
+/* Build a cpumask of the CPUs whose domain satisfies @want, and store it. */
+static int build_mask(struct mask_wrapper *w, u32 id, bool by_node)
+{
+	struct bpf_cpumask *mask;
+	u32 cpu;
+
+	mask = bpf_cpumask_create();
+	if (!mask)
+		return -ENOMEM;
+	bpf_for(cpu, 0, nr_cpu_ids) {
+		u32 dom = cpu_to_dom(cpu);
+
+		if (dom >= nr_doms)
+			continue;
+		if ((by_node ? node_of(dom) : dom) == id)
+			bpf_cpumask_set_cpu(cpu, mask);
+	}
+	mask = bpf_kptr_xchg(&w->mask, mask);
+	if (mask)
+		bpf_cpumask_release(mask);
+	return 0;
+}
+
+s32 BPF_STRUCT_OPS_SLEEPABLE(rebal_init)
+{
+	u32 i;
+	s32 ret;
+
+	bpf_for(i, 0, nr_doms) {
+		struct mask_wrapper *w = bpf_map_lookup_elem(&dom_masks, &i);
+
+		ret = scx_bpf_create_dsq(i, node_of(i));
+		if (ret) {
+			scx_bpf_error("failed to create DSQ for domain %u (%d)", i, ret);
+			return ret;
+		}
+		if (!w || build_mask(w, i, false))
+			return -ENOMEM;
+	}
+	bpf_for(i, 0, nr_nodes) {
+		struct mask_wrapper *w = bpf_map_lookup_elem(&node_masks, &i);
+
+		if (!w || build_mask(w, i, true))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void BPF_STRUCT_OPS(rebal_exit, struct scx_exit_info *ei)
+{
+	UEI_RECORD(uei, ei);
+}
+
+SCX_OPS_DEFINE(rebal_ops,
+	       .select_cpu		= (void *)rebal_select_cpu,
+	       .enqueue			= (void *)rebal_enqueue,
+	       .dispatch		= (void *)rebal_dispatch,
+	       .runnable		= (void *)rebal_runnable,
+	       .running			= (void *)rebal_running,
+	       .stopping		= (void *)rebal_stopping,
+	       .quiescent		= (void *)rebal_quiescent,
+	       .set_cpumask		= (void *)rebal_set_cpumask,
+	       .init_task		= (void *)rebal_init_task,
+	       .init			= (void *)rebal_init,
+	       .exit			= (void *)rebal_exit,
+	       .name			= "rebal");

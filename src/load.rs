@@ -1,0 +1,274 @@
+//! From raw BPF readings to the loads the balancer compares.
+//!
+//! Two sources: each domain's load integrals (stats.rs turns them into
+//! average runnable weight and average runnable tasks over the interval),
+//! and the candidate table, where BPF publishes recently active tasks with
+//! their decayed duty cycle and weight.
+//!
+//! Weight needs care. On a machine with idle CPUs, a nice -20 task that
+//! runs 10% of the time takes nothing from anyone, yet weight x duty cycle
+//! would make it look like ten busy tasks and the balancer would chase it.
+//! So while the machine has room (summed duty cycles below its CPUs), load
+//! is the duty cycle alone. Once it is saturated, weight decides who gets
+//! the CPU, and load is weight x duty cycle, with weights no task can use
+//! ("infeasible": more than a CPU's worth of share) capped by scx_utils'
+//! LoadAggregator, so that one heavy task does not dwarf a whole domain.
+
+use std::collections::{HashMap, HashSet};
+
+use scx_utils::LoadAggregator;
+
+use crate::balancer::{DomSet, DomainSnap, Snapshot, TaskSnap};
+use crate::bpf_intf;
+use crate::domains::Domains;
+use crate::stats::DomReport;
+
+const DCYCLE_ONE: f64 = bpf_intf::consts_DCYCLE_ONE as f64;
+const WEIGHT_NICE0: f64 = bpf_intf::consts_WEIGHT_NICE0 as f64;
+pub const DOMMASK_WORDS: usize = bpf_intf::consts_DOMMASK_WORDS as usize;
+
+/// A task the balancer may move.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSample {
+    pub pid: i32,
+    pub dom: usize,
+    pub weight: u32,
+    /// Share of time runnable, 0..1, decayed to the time of reading.
+    pub dcycle: f64,
+    /// Domains its affinity reaches, bit per domain id.
+    pub dom_mask: [u64; DOMMASK_WORDS],
+}
+
+impl TaskSample {
+    pub fn allows(&self, dom: usize) -> bool {
+        self.dom_mask
+            .get(dom / 64)
+            .is_some_and(|w| w & (1u64 << (dom % 64)) != 0)
+    }
+}
+
+/// Read the candidate table: `slots[dom]` are the slots of domain `dom`.
+/// Entries are dropped when empty, filed under the wrong domain (the task
+/// moved since), or not refreshed within `max_age_ns`; a task found twice
+/// keeps its newest entry. Duty cycles are decayed from when BPF wrote
+/// them to `now_ns`, as a task that has not run since is not runnable.
+pub fn read_candidates(
+    slots: &[&[bpf_intf::cand_slot]],
+    now_ns: u64,
+    half_life_ns: u64,
+    max_age_ns: u64,
+) -> Vec<TaskSample> {
+    let mut best: HashMap<i32, (u64, TaskSample)> = HashMap::new();
+    for (dom, table) in slots.iter().enumerate() {
+        for s in table.iter() {
+            if s.pid <= 0 || s.dom as usize != dom || s.updated_ns == 0 {
+                continue;
+            }
+            let age = now_ns.saturating_sub(s.updated_ns);
+            if age > max_age_ns {
+                continue;
+            }
+            let decay = 0.5f64.powf(age as f64 / half_life_ns.max(1) as f64);
+            let t = TaskSample {
+                pid: s.pid,
+                dom,
+                weight: s.weight.max(1),
+                dcycle: (s.dcycle as f64 / DCYCLE_ONE * decay).clamp(0.0, 1.0),
+                dom_mask: s.dom_mask,
+            };
+            match best.get(&s.pid) {
+                Some((at, _)) if *at >= s.updated_ns => {}
+                _ => {
+                    best.insert(s.pid, (s.updated_ns, t));
+                }
+            }
+        }
+    }
+    let mut out: Vec<TaskSample> = best.into_values().map(|(_, t)| t).collect();
+    out.sort_by_key(|t| t.pid);
+    out
+}
+
+/// Loads in one unit for domains and tasks: "CPUs' worth of demand".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loads {
+    /// Whether the machine was saturated (weights counted).
+    pub weighted: bool,
+    pub dom_loads: Vec<f64>,
+    /// Same order as the tasks given.
+    pub task_loads: Vec<f64>,
+}
+
+pub fn compute_loads(doms: &[DomReport], tasks: &[TaskSample], nr_cpus: usize) -> Loads {
+    let demand: f64 = doms.iter().map(|d| d.dcycle).sum();
+    let weighted = demand >= nr_cpus as f64 * 0.95;
+    if !weighted {
+        return Loads {
+            weighted,
+            dom_loads: doms.iter().map(|d| d.dcycle).collect(),
+            task_loads: tasks.iter().map(|t| t.dcycle).collect(),
+        };
+    }
+
+    // Find the largest weight any task can really use on this machine.
+    let mut agg = LoadAggregator::new(nr_cpus.max(1), false);
+    for d in doms {
+        agg.init_domain(d.id);
+    }
+    for t in tasks {
+        let _ = agg.record_dom_load(t.dom, t.weight as usize, t.dcycle);
+    }
+    let max_w = agg.calculate().effective_max_weight();
+    let cap = |w: f64| if max_w > 0.0 { w.min(max_w) } else { w };
+
+    // Domain loads come from the BPF integrals (every task counts, not just
+    // the sampled ones); remove what the capped weights take off.
+    let mut excess = vec![0.0; doms.len()];
+    let task_loads = tasks
+        .iter()
+        .map(|t| {
+            let w = t.weight as f64;
+            if let Some(e) = excess.get_mut(t.dom) {
+                *e += (w - cap(w)) * t.dcycle / WEIGHT_NICE0;
+            }
+            cap(w) * t.dcycle / WEIGHT_NICE0
+        })
+        .collect();
+    let dom_loads = doms
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.load - excess.get(i).copied().unwrap_or(0.0)).max(0.0))
+        .collect();
+    Loads {
+        weighted,
+        dom_loads,
+        task_loads,
+    }
+}
+
+/// The balancer's input. Tasks in `hold` (moved in the previous round, so
+/// their published figures may still describe the old domain) are left
+/// where they are for this round.
+pub fn snapshot(
+    domains: &Domains,
+    loads: &Loads,
+    tasks: &[TaskSample],
+    hold: &HashSet<i32>,
+) -> Snapshot {
+    let mut doms: Vec<DomainSnap> = domains
+        .domains
+        .iter()
+        .map(|d| DomainSnap {
+            node: domains.node_index(d.node),
+            capacity: d.cpus.len() as u32,
+            load: loads.dom_loads.get(d.id).copied().unwrap_or(0.0),
+            tasks: Vec::new(),
+        })
+        .collect();
+    for (t, &load) in tasks.iter().zip(&loads.task_loads) {
+        if hold.contains(&t.pid) {
+            continue;
+        }
+        if let Some(d) = doms.get_mut(t.dom) {
+            let allowed: DomSet = (0..domains.domains.len())
+                .filter(|&i| t.allows(i))
+                .collect();
+            d.tasks.push(TaskSnap {
+                pid: t.pid,
+                dom: t.dom,
+                load,
+                allowed,
+            });
+        }
+    }
+    Snapshot {
+        nr_nodes: domains.nodes.len(),
+        doms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(pid: i32, dom: u32, dcycle: f64, weight: u32, at: u64) -> bpf_intf::cand_slot {
+        bpf_intf::cand_slot {
+            pid,
+            dom,
+            weight,
+            dcycle: (dcycle * DCYCLE_ONE) as u32,
+            updated_ns: at,
+            dom_mask: [0b1111; DOMMASK_WORDS],
+        }
+    }
+
+    fn report(id: usize, load: f64, dcycle: f64) -> DomReport {
+        DomReport {
+            id,
+            node: 0,
+            cpus: vec![id],
+            load,
+            dcycle,
+            util: 0.0,
+            totals: Default::default(),
+        }
+    }
+
+    #[test]
+    fn candidates_are_filtered_and_deduplicated() {
+        let d0 = [
+            slot(10, 0, 0.5, 100, 900),
+            slot(11, 1, 0.5, 100, 900),
+            slot(0, 0, 1.0, 100, 900),
+        ];
+        let d1 = [slot(10, 1, 0.25, 100, 1000), slot(12, 1, 1.0, 100, 10)];
+        let got = read_candidates(&[&d0, &d1], 1000, 1_000_000_000, 500);
+        // pid 11 is filed under the wrong domain, pid 12 is stale, pid 0 is
+        // empty; pid 10 keeps its newest entry (domain 1).
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].pid, got[0].dom), (10, 1));
+        assert!((got[0].dcycle - 0.25).abs() < 1e-3);
+        assert!(got[0].allows(3) && !got[0].allows(4));
+    }
+
+    #[test]
+    fn idle_machine_ignores_weight() {
+        let doms = [report(0, 5.0, 0.1), report(1, 0.1, 0.1)];
+        let tasks = [TaskSample {
+            pid: 1,
+            dom: 0,
+            weight: 5000,
+            dcycle: 0.1,
+            dom_mask: [3; DOMMASK_WORDS],
+        }];
+        let l = compute_loads(&doms, &tasks, 4);
+        assert!(!l.weighted);
+        assert_eq!(l.dom_loads, vec![0.1, 0.1]);
+        assert_eq!(l.task_loads, vec![0.1]);
+    }
+
+    #[test]
+    fn saturated_machine_counts_weight() {
+        let doms = [report(0, 3.0, 2.0), report(1, 2.0, 2.0)];
+        let tasks = [
+            TaskSample {
+                pid: 1,
+                dom: 0,
+                weight: 200,
+                dcycle: 1.0,
+                dom_mask: [3; DOMMASK_WORDS],
+            },
+            TaskSample {
+                pid: 2,
+                dom: 0,
+                weight: 100,
+                dcycle: 1.0,
+                dom_mask: [3; DOMMASK_WORDS],
+            },
+        ];
+        let l = compute_loads(&doms, &tasks, 4);
+        assert!(l.weighted);
+        assert!(l.task_loads[0] > l.task_loads[1]);
+        assert!(l.dom_loads[0] > l.dom_loads[1]);
+    }
+}

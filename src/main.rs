@@ -1,0 +1,448 @@
+//! scx_rebal: command line, start-up checks and the daemon's main loop.
+//!
+//! Order matters: everything that can be refused (bad options, bad
+//! cpumasks, not root, no sched_ext, another scheduler running) is refused
+//! before anything is loaded, so an error never leaves a half-loaded
+//! scheduler behind. Then the loop: load, run until asked to stop or until
+//! the kernel ejects us, and start again with a fresh topology when the
+//! kernel asks for a restart (CPU hotplug).
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::mem::MaybeUninit;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use log::{info, warn};
+
+use scx_rebal::balancer::{self, BalancerConfig, Reason};
+use scx_rebal::bpf_intf;
+use scx_rebal::domains::Domains;
+use scx_rebal::load;
+use scx_rebal::sched::{self, LoadConfig, Scheduler};
+use scx_rebal::stats::{self, StatsLine};
+use scx_rebal::topology::Topology;
+
+/// scx_rebal: a sched_ext scheduler that keeps each task on one last-level
+/// cache (a "domain") and balances load between domains and NUMA nodes.
+///
+/// Every task waits in the dispatch queue of its domain, ordered by virtual
+/// time; idle CPUs steal from sibling domains of their own NUMA node first.
+/// Stop it with Ctrl-C (SIGINT) or SIGTERM: the kernel's default scheduler
+/// takes over again at once.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Opts {
+    /// Print the domains that would be used, as JSON, and exit without
+    /// loading anything. Works on any Linux machine.
+    #[arg(long)]
+    dump_domains: bool,
+
+    /// Read the topology from a copy of /sys under DIR (a folder holding
+    /// sys/devices/system/{cpu,node}) instead of this machine.
+    #[arg(long, value_name = "DIR")]
+    sysfs_root: Option<PathBuf>,
+
+    /// Define the domains by hand, one hex cpumask each (e.g. 0x0f 0xf0).
+    /// Together they must cover every online CPU, without overlap.
+    #[arg(long, value_name = "MASK", num_args = 1..)]
+    cpumasks: Vec<String>,
+
+    /// Time slice in microseconds.
+    #[arg(long, default_value_t = bpf_intf::consts_SLICE_DFL_US as u64,
+          value_parser = clap::value_parser!(u64).range(50..=1_000_000))]
+    slice_us: u64,
+
+    /// Half-life of the load averages, in seconds.
+    #[arg(long, default_value_t = bpf_intf::consts_LOAD_HALF_LIFE_MS_DFL as f64 / 1000.0,
+          value_parser = positive_secs)]
+    load_half_life: f64,
+
+    /// Seconds between two balancing rounds (and two --stats-json lines).
+    #[arg(long, default_value_t = 2.0, value_parser = positive_secs)]
+    interval: f64,
+
+    /// When a domain has no idle CPU for new work, do not wake idle CPUs of
+    /// other domains in the same NUMA node to steal it.
+    #[arg(long)]
+    no_kick_node: bool,
+
+    /// Also wake idle CPUs of other NUMA nodes to steal work (off by default:
+    /// crossing nodes costs memory locality).
+    #[arg(long)]
+    kick_xnode: bool,
+
+    /// When a waking task's domain has no idle CPU, do not run it on an idle
+    /// CPU of another domain of the same NUMA node.
+    #[arg(long)]
+    no_direct_node: bool,
+
+    /// Let waking tasks run on idle CPUs of other NUMA nodes too.
+    #[arg(long)]
+    direct_xnode: bool,
+
+    /// Compute and report the balancer's plan every interval, but move no
+    /// task.
+    #[arg(long)]
+    no_load_balance: bool,
+
+    /// Append one JSON object per interval (and one at exit) to FILE, or to
+    /// stdout with "-".
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<String>,
+
+    /// Stop by itself after SECS seconds.
+    #[arg(long, value_name = "SECS", value_parser = positive_secs)]
+    run_for: Option<f64>,
+
+    /// More logging (-v: per-interval summaries, -vv: libbpf debug).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn positive_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !v.is_finite() || v <= 0.0 || v > 86_400.0 {
+        return Err(format!("{s} must be more than 0 and at most 86400 seconds"));
+    }
+    Ok(v)
+}
+
+fn build_domains(opts: &Opts) -> Result<Domains> {
+    let topo = Topology::read(opts.sysfs_root.as_deref()).context("reading the CPU topology")?;
+    if opts.cpumasks.is_empty() {
+        Domains::from_topology(&topo)
+    } else {
+        Domains::from_cpumasks(&opts.cpumasks, &topo).context("invalid --cpumasks")
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 | 1 => simplelog::LevelFilter::Info,
+        _ => simplelog::LevelFilter::Debug,
+    };
+    let cfg = simplelog::ConfigBuilder::new()
+        .set_time_level(simplelog::LevelFilter::Off)
+        .set_target_level(simplelog::LevelFilter::Off)
+        .set_thread_level(simplelog::LevelFilter::Off)
+        .set_location_level(simplelog::LevelFilter::Off)
+        .build();
+    let _ = simplelog::WriteLogger::init(level, cfg, std::io::stderr());
+}
+
+enum Sink {
+    Stdout,
+    File(BufWriter<File>),
+}
+
+impl Sink {
+    fn open(path: &str) -> Result<Sink> {
+        if path == "-" {
+            return Ok(Sink::Stdout);
+        }
+        let f = File::options()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening --stats-json file {path}"))?;
+        Ok(Sink::File(BufWriter::new(f)))
+    }
+
+    fn line(&mut self, s: &str) -> Result<()> {
+        match self {
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{s}")?;
+                out.flush()?;
+            }
+            Sink::File(f) => {
+                writeln!(f, "{s}")?;
+                f.flush()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why one run of the scheduler ended.
+enum Ended {
+    /// Stopped by signal or --run-for; the scheduler ran throughout.
+    Stopped,
+    /// The kernel ejected it; `restart` if it asked to be loaded again.
+    Ejected { restart: bool },
+}
+
+fn run_once(
+    opts: &Opts,
+    shutdown: &AtomicBool,
+    deadline: Option<Instant>,
+    sink: &mut Option<Sink>,
+) -> Result<Ended> {
+    let domains = build_domains(opts)?;
+    for d in &domains.domains {
+        info!("domain {} node {} cpus {:?}", d.id, d.node, d.cpus);
+    }
+    let cfg = LoadConfig {
+        slice_us: opts.slice_us,
+        load_half_life_ns: (opts.load_half_life * 1e9) as u64,
+        kick_node_greedy: !opts.no_kick_node,
+        kick_xnode_greedy: opts.kick_xnode,
+        direct_node_greedy: !opts.no_direct_node,
+        direct_xnode_greedy: opts.direct_xnode,
+        verbose: opts.verbose,
+    };
+    let mut open_object = MaybeUninit::uninit();
+    let mut sched = Scheduler::init(&cfg, domains, &mut open_object)?;
+    let mut hold = HashSet::new();
+    let mut round = RoundStats::default();
+
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(opts.interval);
+    let first = sched.sample()?;
+    let mut prev = first.clone();
+    let mut next_tick = started + interval;
+    let stopped = loop {
+        if shutdown.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+            break true;
+        }
+        if sched.exited() {
+            break false;
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            let cur = sched.sample()?;
+            let reports = stats::domain_reports(&sched.domains, &prev, &cur);
+            if opts.verbose > 0 {
+                for r in &reports {
+                    info!(
+                        "dom {} load {:.2} util {:.0}% dispatched {} steal_in {}",
+                        r.id,
+                        r.load,
+                        r.util * 100.0,
+                        r.totals["dispatched"],
+                        r.totals["steal_in"]
+                    );
+                }
+            }
+            balance_round(&mut sched, &reports, opts, &mut hold, &mut round)?;
+            round.applied = migrated_in(&reports);
+            emit(sink, started, sched.slice_us(), &reports, &round)?;
+            prev = cur;
+            next_tick += interval;
+            if next_tick < now {
+                next_tick = now + interval;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50).min(next_tick.saturating_duration_since(now)));
+    };
+
+    // A last line covering the whole run, so short runs report too.
+    let last = sched.sample()?;
+    let reports = stats::domain_reports(&sched.domains, &first, &last);
+    round.applied = migrated_in(&reports);
+    emit(sink, started, sched.slice_us(), &reports, &round)?;
+    info!(
+        "balancer: {} passes, {} moves planned, {} took effect",
+        round.passes, round.planned, round.applied
+    );
+    let total: u64 = reports
+        .iter()
+        .map(|r| r.totals["dispatched"].as_u64().unwrap_or(0))
+        .sum();
+    let uei = sched.finish()?;
+    info!(
+        "scx_rebal ran {:.1}s, {} tasks dispatched from domain queues",
+        started.elapsed().as_secs_f64(),
+        total
+    );
+    Ok(if stopped {
+        Ended::Stopped
+    } else {
+        Ended::Ejected {
+            restart: uei.should_restart(),
+        }
+    })
+}
+
+/// What one balancing round did, for logs and --stats-json.
+#[derive(Default)]
+struct RoundStats {
+    passes: u64,
+    planned: u64,
+    applied: u64,
+    pass_us: f64,
+    weighted: bool,
+    spread_before: f64,
+    spread_after: f64,
+}
+
+/// One round: loads -> snapshot -> plan -> moves written to BPF.
+fn balance_round(
+    sched: &mut Scheduler,
+    reports: &[stats::DomReport],
+    opts: &Opts,
+    hold: &mut HashSet<i32>,
+    totals: &mut RoundStats,
+) -> Result<()> {
+    let half_life_ns = (opts.load_half_life * 1e9) as u64;
+    // A task not seen for three half-lives has decayed to 1/8: not worth it.
+    let tasks = sched.candidates(half_life_ns, half_life_ns.saturating_mul(3));
+    let nr_cpus: usize = sched.domains.domains.iter().map(|d| d.cpus.len()).sum();
+    let loads = load::compute_loads(reports, &tasks, nr_cpus);
+    let snap = load::snapshot(&sched.domains, &loads, &tasks, hold);
+
+    let t0 = Instant::now();
+    let plan = balancer::balance(&snap, &BalancerConfig::default())
+        .map_err(|e| anyhow::anyhow!("the balancer refused the snapshot: {e}"))?;
+    totals.pass_us = t0.elapsed().as_secs_f64() * 1e6;
+    totals.passes += 1;
+    totals.planned += plan.moves.len() as u64;
+    totals.weighted = loads.weighted;
+    totals.spread_before = snap.spread();
+    totals.spread_after = plan.apply(&snap).spread();
+
+    for m in &plan.moves {
+        let why = match m.reason {
+            Reason::CrossNode {
+                from_node,
+                to_node,
+                imbalance: i,
+            } => format!(
+                "node {from_node} at {:.2}/CPU vs node {to_node} at {:.2}/CPU (avg {:.2})",
+                i.src_load_pc, i.dst_load_pc, i.avg_load_pc
+            ),
+            Reason::IntraNode { node, imbalance: i } => format!(
+                "in node {node}: {:.2}/CPU vs {:.2}/CPU (avg {:.2})",
+                i.src_load_pc, i.dst_load_pc, i.avg_load_pc
+            ),
+        };
+        info!(
+            "{} pid {} dom {} -> {} (load {:.2}): {why}",
+            if opts.no_load_balance {
+                "would move"
+            } else {
+                "move"
+            },
+            m.pid,
+            m.from_dom,
+            m.to_dom,
+            m.load
+        );
+    }
+    hold.clear();
+    if !opts.no_load_balance {
+        let moves: Vec<(i32, usize)> = plan.moves.iter().map(|m| (m.pid, m.to_dom)).collect();
+        hold.extend(moves.iter().map(|(p, _)| *p));
+        sched.write_moves(&moves)?;
+    }
+    Ok(())
+}
+
+fn emit(
+    sink: &mut Option<Sink>,
+    started: Instant,
+    slice_us: u64,
+    reports: &[stats::DomReport],
+    round: &RoundStats,
+) -> Result<()> {
+    if let Some(s) = sink.as_mut() {
+        let b = serde_json::json!({
+            "passes": round.passes,
+            "moves_planned": round.planned,
+            "moves_applied": round.applied,
+            "pass_us": round.pass_us,
+            "weighted": round.weighted,
+            "spread_before": round.spread_before,
+            "spread_after": round.spread_after,
+        });
+        let line = StatsLine {
+            t: started.elapsed().as_secs_f64(),
+            slice_us,
+            domains: reports,
+            balancer: Some(&b),
+        };
+        s.line(&serde_json::to_string(&line)?)?;
+    }
+    Ok(())
+}
+
+fn migrated_in(reports: &[stats::DomReport]) -> u64 {
+    reports
+        .iter()
+        .map(|r| r.totals["migrated_in"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+fn run(opts: &Opts) -> Result<bool> {
+    if opts.dump_domains {
+        println!("{}", build_domains(opts)?.to_json());
+        return Ok(true);
+    }
+    // Check the options that need the topology before anything else.
+    build_domains(opts)?;
+    sched::preflight()?;
+
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let flag = shutdown.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .context("installing the SIGINT/SIGTERM handler")?;
+
+    let mut sink = opts.stats_json.as_deref().map(Sink::open).transpose()?;
+    let deadline = opts
+        .run_for
+        .map(|s| Instant::now() + Duration::from_secs_f64(s));
+    loop {
+        match run_once(opts, &shutdown, deadline, &mut sink)? {
+            Ended::Stopped => return Ok(true),
+            Ended::Ejected { restart: true } => {
+                warn!("the kernel asked for a restart (CPU hotplug?): re-reading the topology");
+            }
+            Ended::Ejected { restart: false } => return Ok(false),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let opts = Opts::parse();
+    init_logging(opts.verbose);
+    match run(&opts) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("scx_rebal: the kernel ejected the scheduler (see the EXIT line above)");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("scx_rebal: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Opts::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_parser() {
+        assert!(positive_secs("0").is_err());
+        assert!(positive_secs("-1").is_err());
+        assert!(positive_secs("nan").is_err());
+        assert!(positive_secs("x").is_err());
+        assert_eq!(positive_secs("0.5"), Ok(0.5));
+    }
+}

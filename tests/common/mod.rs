@@ -1,0 +1,143 @@
+//! Shared helpers for the VM integration tests: find the sched_ext kernel, boot a
+//! VM through scripts/vm-run, and read the files the guest left in its rwdir.
+//! A missing kernel is a failure, never a skip: these tests are the only real runs.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The repository root (where Cargo.toml, scripts/ and tests/vm/ live).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The scheduler binary cargo built for this test run (same profile as the test).
+pub fn sched_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_scx_rebal"))
+}
+
+/// The kernel image from scripts/find-kernel.sh; panics with its advice if none.
+pub fn find_kernel() -> PathBuf {
+    let out = Command::new(repo_root().join("scripts/find-kernel.sh"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run scripts/find-kernel.sh");
+    if !out.status.success() {
+        panic!(
+            "no sched_ext kernel for the VM tests:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    PathBuf::from(path)
+}
+
+/// The cargo target directory: the test binary is target/<profile>/deps/<name>-<hash>.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
+        .filter(|d| d.join("CACHEDIR.TAG").exists() || d.ends_with("target"))
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// A fresh, empty directory for one test's guest output: target/vm-tests/<name>-<pid>.
+/// Under target/ so it is on the host root the guest sees, and kept after the run.
+pub fn fresh_rwdir(name: &str) -> PathBuf {
+    let dir = target_dir()
+        .join("vm-tests")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("cannot create the rwdir");
+    dir.canonicalize().expect("cannot resolve the rwdir")
+}
+
+/// What one VM run gave: the guest command's exit status and the merged console output.
+pub struct VmRun {
+    pub status: Option<i32>,
+    pub output: String,
+}
+
+/// Boots a VM of `shape` (see scripts/vm-run) with `rwdir` writable and runs `args`
+/// in it. The console output is also saved as <rwdir>/vm-run.log.
+pub fn vm_run(shape: &str, rwdir: &Path, timeout_secs: u32, args: &[&str]) -> VmRun {
+    let kernel = find_kernel(); // fail here, with the advice, before booting anything
+    eprintln!(
+        "vm-run: shape {shape}, kernel {}, rwdir {}",
+        kernel.display(),
+        rwdir.display()
+    );
+    let out = Command::new(repo_root().join("scripts/vm-run"))
+        .current_dir(repo_root())
+        .env("SCX_REBAL_KERNEL", &kernel)
+        .args(["--shape", shape, "--rwdir"])
+        .arg(rwdir)
+        .args(["--timeout", &timeout_secs.to_string(), "--"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run scripts/vm-run");
+    let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+    output.push_str(&String::from_utf8_lossy(&out.stderr));
+    let _ = fs::write(rwdir.join("vm-run.log"), &output);
+    VmRun {
+        status: out.status.code(),
+        output,
+    }
+}
+
+/// A file's contents, or "" when it is missing (the asserts then say what is absent).
+pub fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The value of a "label: value" line as written by tests/vm/lib.sh's `record`.
+pub fn field(text: &str, label: &str) -> Option<String> {
+    let prefix = format!("{label}: ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().to_string())
+}
+
+/// Prints the named files of `dir` (the tail of long ones) for a failure report.
+pub fn dump(dir: &Path, names: &[&str]) -> String {
+    const MAX: usize = 8000;
+    let mut s = String::new();
+    for name in names {
+        let text =
+            fs::read_to_string(dir.join(name)).unwrap_or_else(|e| format!("<cannot read: {e}>"));
+        let start = text.len().saturating_sub(MAX);
+        let start = (start..text.len())
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        let cut = if start > 0 { "[...]\n" } else { "" };
+        s.push_str(&format!("===== {name} =====\n{cut}{}\n", &text[start..]));
+    }
+    s
+}
+
+/// Collects failed checks so one run reports all of them, not just the first.
+#[derive(Default)]
+pub struct Checks(pub Vec<String>);
+
+impl Checks {
+    pub fn check(&mut self, ok: bool, what: impl Into<String>) {
+        if !ok {
+            self.0.push(what.into());
+        }
+    }
+
+    /// Panics listing every failed check followed by the given files of `dir`.
+    pub fn finish(self, dir: &Path, files: &[&str]) {
+        if !self.0.is_empty() {
+            panic!(
+                "{} check(s) failed:\n  - {}\n\nfiles in {}:\n{}",
+                self.0.len(),
+                self.0.join("\n  - "),
+                dir.display(),
+                dump(dir, files)
+            );
+        }
+    }
+}

@@ -1,0 +1,54 @@
+#!/bin/sh
+# Guest side of tests/vm_basic.rs: loads the scheduler, runs >=30 s of CPU + fork +
+# hackbench load under it, stops it with SIGINT and records sched_ext state throughout.
+# Usage: basic.sh SCHED_BINARY OUTDIR   (OUTDIR must be a --rwdir of the VM)
+set -u
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/lib.sh"
+mkdir -p "$2"
+sched=$(realpath -m "$1") out=$(realpath "$2")
+# The guest's root (and so the host cwd) is read-only; /tmp is a writable tmpfs,
+# and stress-ng refuses to start without a writable temp dir.
+cd /tmp || exit 1
+
+record "$out/before.txt" state scx_state
+
+log "starting $sched"
+"$sched" --stats-json "$out/stats.jsonl" -v >"$out/sched.log" 2>&1 &
+pid=$!
+if wait_for_state enabled 60; then log "sched_ext enabled"; else log "not enabled after 60 s"; fi
+record "$out/attached.txt" state scx_state
+record "$out/attached.txt" ops cat /sys/kernel/sched_ext/root/ops
+
+# Load: stress-ng's CPU hogs + fork churn with affinity changes (exercises migration
+# and enqueue paths) while hackbench loops (wakeup-heavy IPC); each run is timed.
+log "load phase"
+t0=$(now_ms)
+stress-ng --cpu 4 --fork 2 --affinity 2 --timeout 30s --temp-path /tmp >"$out/stress-ng.log" 2>&1 &
+stress=$!
+: >"$out/hackbench.txt"
+while kill -0 "$stress" 2>/dev/null; do
+    h0=$(now_ms)
+    hackbench -g 4 -l 50 >/dev/null 2>&1
+    rc=$?
+    echo "hackbench_ms: $(($(now_ms) - h0)) rc: $rc" >>"$out/hackbench.txt"
+done
+wait "$stress"
+echo "stress_rc: $?" >>"$out/hackbench.txt"
+echo "load_ms: $(($(now_ms) - t0))" >>"$out/hackbench.txt"
+record "$out/after_load.txt" state scx_state
+
+log "stopping scheduler (SIGINT)"
+kill -INT "$pid"
+# A scheduler that ignores SIGINT must not hang the VM until vm-run's timeout:
+# SIGKILL it after 30 s (the exit status then shows 137).
+(sleep 30 && kill -KILL "$pid" 2>/dev/null && echo "SIGKILLed after 30 s" >>"$out/sched.log") &
+watchdog=$!
+wait "$pid"
+echo "exit_status: $?" >"$out/after_stop.txt"
+kill "$watchdog" 2>/dev/null
+wait_for_state disabled 30
+record "$out/after_stop.txt" state scx_state
+
+dmesg >"$out/dmesg.txt"
+log "done"

@@ -1,0 +1,125 @@
+//! Boots the 2-node, 4-LLC test VM, runs scx_rebal under CPU/fork/hackbench load
+//! (tests/vm/basic.sh) and checks it attached, survived, detached cleanly and
+//! dispatched on every LLC domain. Needs a sched_ext kernel (scripts/find-kernel.sh).
+
+mod common;
+
+use common::{Checks, field, read};
+
+/// dmesg lines that mean the scheduler misbehaved (or the kernel ejected it).
+const BAD_DMESG: &[&str] = &[
+    "runnable task stall",
+    "watchdog failed",
+    "scx_bpf_error",
+    "BUG:",
+    "sched_ext: BPF scheduler \"rebal\" errored",
+];
+
+#[test]
+fn vm_basic_2n4l() {
+    let root = common::repo_root();
+    let dir = common::fresh_rwdir("vm_basic_2n4l");
+    let sched = common::sched_binary();
+    let script = root.join("tests/vm/basic.sh");
+    let run = common::vm_run(
+        "2n4l",
+        &dir,
+        900,
+        &[
+            "sh",
+            script.to_str().unwrap(),
+            sched.to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ],
+    );
+
+    let files = [
+        "attached.txt",
+        "after_load.txt",
+        "after_stop.txt",
+        "hackbench.txt",
+        "sched.log",
+        "stats.jsonl",
+        "dmesg.txt",
+        "vm-run.log",
+    ];
+    let mut c = Checks::default();
+    c.check(
+        run.status == Some(0),
+        format!("vm-run exited with {:?}", run.status),
+    );
+
+    let attached = read(&dir.join("attached.txt"));
+    c.check(
+        field(&attached, "state").as_deref() == Some("enabled"),
+        "attached.txt: sched_ext state is not `enabled` after start",
+    );
+    c.check(
+        field(&attached, "ops").as_deref() == Some("rebal"),
+        "attached.txt: root/ops is not `rebal`",
+    );
+    let after_load = read(&dir.join("after_load.txt"));
+    c.check(
+        field(&after_load, "state").as_deref() == Some("enabled"),
+        "after_load.txt: sched_ext state is not `enabled` after the load (ejected?)",
+    );
+    let after_stop = read(&dir.join("after_stop.txt"));
+    c.check(
+        field(&after_stop, "state").as_deref() == Some("disabled"),
+        "after_stop.txt: sched_ext state is not `disabled` after SIGINT",
+    );
+    c.check(
+        field(&after_stop, "exit_status").as_deref() == Some("0"),
+        "after_stop.txt: the scheduler did not exit with status 0 on SIGINT",
+    );
+    c.check(
+        read(&dir.join("sched.log")).contains("unregistered from user space"),
+        "sched.log lacks `unregistered from user space` (no clean detach on SIGINT)",
+    );
+
+    let dmesg = read(&dir.join("dmesg.txt"));
+    c.check(!dmesg.is_empty(), "dmesg.txt is missing or empty");
+    for bad in BAD_DMESG {
+        if let Some(line) = dmesg.lines().find(|l| l.contains(bad)) {
+            c.0.push(format!("dmesg has `{bad}`: {line}"));
+        }
+    }
+
+    check_stats(&mut c, &read(&dir.join("stats.jsonl")));
+    c.finish(&dir, &files);
+}
+
+/// The last stats line must list the 4 LLC domains of 2n4l, each with dispatches.
+fn check_stats(c: &mut Checks, stats: &str) {
+    let Some(last) = stats.lines().rev().find(|l| !l.trim().is_empty()) else {
+        c.0.push("stats.jsonl is missing or empty".into());
+        return;
+    };
+    let v: serde_json::Value = match serde_json::from_str(last) {
+        Ok(v) => v,
+        Err(e) => {
+            c.0.push(format!(
+                "last line of stats.jsonl is not JSON ({e}): {last}"
+            ));
+            return;
+        }
+    };
+    let Some(domains) = v["domains"].as_array() else {
+        c.0.push(format!("last stats line has no `domains` array: {last}"));
+        return;
+    };
+    c.check(
+        domains.len() == 4,
+        format!(
+            "expected 4 domains (one per LLC) in 2n4l, got {}",
+            domains.len()
+        ),
+    );
+    for d in domains {
+        let n = d["dispatched"].as_u64();
+        c.check(
+            n.is_some_and(|n| n > 0),
+            format!("domain {} has dispatched = {:?} (want > 0)", d["id"], n),
+        );
+    }
+}

@@ -1,0 +1,141 @@
+#!/bin/sh
+# Re-creates the synthetic fixtures (sparse-ids, offline-cpus, no-numa) from
+# the captured ones (2node-4llc-smt, 2node-2llc). Run from anywhere:
+#   sh topology-fixtures/make-synthetic.sh
+# It only rewrites sys/ and SOURCE.txt of the three synthetic fixtures; their
+# README paragraphs and expected.json are kept as they are.
+set -eu
+cd "$(dirname "$0")"
+exec python3 - <<'PY'
+import os, re, shutil
+
+SYS = "sys/devices/system"
+
+def parse_list(s):
+    out = set()
+    for part in s.strip().split(","):
+        if not part:
+            continue
+        a, _, b = part.partition("-")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
+
+def fmt_list(cpus):
+    cpus, parts, i = sorted(cpus), [], 0
+    while i < len(cpus):
+        j = i
+        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
+            j += 1
+        parts.append(str(cpus[i]) if i == j else f"{cpus[i]}-{cpus[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+def parse_mask(s):
+    v = int(s.strip().replace(",", ""), 16)
+    return {i for i in range(v.bit_length()) if v >> i & 1}
+
+def fmt_mask(cpus, nbits):
+    # Like the kernel's "%*pb" over nr_cpu_ids bits: 32-bit chunks joined by
+    # commas, the leading chunk only as wide as the bits it holds.
+    v = sum(1 << c for c in cpus)
+    chunks = []
+    for lo in range(0, nbits, 32):
+        width = min(32, nbits - lo)
+        chunks.append(f"{(v >> lo) & ((1 << width) - 1):0{(width + 3) // 4}x}")
+    return ",".join(reversed(chunks))
+
+MASKS = {"core_cpus", "core_siblings", "die_cpus", "package_cpus",
+         "thread_siblings", "cluster_cpus", "book_siblings", "drawer_siblings",
+         "shared_cpu_map", "cpumap"}
+LISTS = {"shared_cpu_list", "cpulist"}
+
+def cpuset_files(root):
+    """(path, kind) of every file under root/sys holding a CPU set."""
+    base = os.path.join(root, SYS)
+    for dirpath, _, files in os.walk(base):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            rel = os.path.relpath(p, base)
+            if rel in ("cpu/online", "cpu/possible", "cpu/present", "cpu/offline"):
+                yield p, "list"
+            elif f in MASKS:
+                yield p, "mask"
+            elif f in LISTS or (f.endswith("_list") and "/topology/" in p):
+                yield p, "list"
+
+def rewrite(root, fn, nbits, skip=lambda p: False):
+    """Apply fn(set)->set to every CPU set file, keeping its format."""
+    for p, kind in cpuset_files(root):
+        if skip(p):
+            continue
+        s = open(p).read()
+        cpus = parse_list(s) if kind == "list" else parse_mask(s)
+        new = fn(cpus)
+        open(p, "w").write((fmt_list(new) if kind == "list" else fmt_mask(new, nbits)) + "\n")
+
+def fresh(src, dst):
+    if os.path.isdir(os.path.join(dst, "sys")):
+        shutil.rmtree(os.path.join(dst, "sys"))
+    os.makedirs(dst, exist_ok=True)
+    shutil.copytree(os.path.join(src, "sys"), os.path.join(dst, "sys"))
+
+def source(dst, text):
+    open(os.path.join(dst, "SOURCE.txt"), "w").write(text)
+
+# --- sparse-ids: 2node-4llc-smt with cpu i renamed to NEW[i] ---------------
+NEW = [0, 1, 4, 5, 8, 9, 12, 13]
+src, dst = "2node-4llc-smt", "sparse-ids"
+fresh(src, dst)
+cpu = os.path.join(dst, SYS, "cpu")
+for i in range(len(NEW)):
+    os.rename(os.path.join(cpu, f"cpu{i}"), os.path.join(cpu, f"tmp{i}"))
+for i, n in enumerate(NEW):
+    os.rename(os.path.join(cpu, f"tmp{i}"), os.path.join(cpu, f"cpu{n}"))
+# nr_cpu_ids becomes max id + 1 = 14, so masks are 4 hex digits wide.
+rewrite(dst, lambda s: {NEW[c] for c in s}, max(NEW) + 1)
+source(dst, f"""Synthetic: made by make-synthetic.sh from {src}.
+CPU i of {src} renamed to {NEW}[i] (cpuN directories, every
+mask and list: cpu/online, possible, present, topology/*, cache/index*/shared_cpu_*,
+node/nodeN/cpumap and cpulist). Masks are printed over nr_cpu_ids = {max(NEW) + 1} bits.
+Expected layout: node0 = 0,1,4,5 (L3 0,1 and L3 4,5), node1 = 8,9,12,13 (L3 8,9 and L3 12,13).
+""")
+
+# --- offline-cpus: 2node-4llc-smt with CPUs 3 and 6 offline ------------------
+OFF = {3, 6}
+src, dst = "2node-4llc-smt", "offline-cpus"
+fresh(src, dst)
+cpu = os.path.join(dst, SYS, "cpu")
+for c in sorted(OFF):
+    for sub in ("topology", "cache"):       # the kernel removes both on offline
+        shutil.rmtree(os.path.join(cpu, f"cpu{c}", sub))
+    open(os.path.join(cpu, f"cpu{c}", "online"), "w").write("0\n")
+online = parse_list(open(os.path.join(cpu, "online")).read()) - OFF
+def drop_offline(s):
+    return s - OFF
+# cpu/online, topology/* and node cpumap/cpulist lose the offline CPUs;
+# possible/present keep them, and so do the remaining CPUs' cache
+# shared_cpu_map/list: in the real capture (6.12, QEMU's AMD-style cacheinfo)
+# cpu2's L3 still read 2-3 and cpu7's 6-7 after cpu3 and cpu6 went offline.
+keep = ("/cpu/possible", "/cpu/present", "/shared_cpu_map", "/shared_cpu_list")
+rewrite(dst, drop_offline, 8, skip=lambda p: p.endswith(keep))
+open(os.path.join(cpu, "offline"), "w").write(fmt_list(OFF) + "\n")
+source(dst, f"""Synthetic: made by make-synthetic.sh from {src}.
+CPUs {fmt_list(OFF)} offline, as the 6.12 kernel shows it (checked against a real
+capture after `echo 0 > /sys/devices/system/cpu/cpu{{3,6}}/online` in the same VM shape):
+cpu/online = {fmt_list(online)}, cpu/offline = {fmt_list(OFF)}, possible/present unchanged,
+cpuN/online = 0 and no topology/ or cache/ for the offline CPUs, the offline CPUs dropped
+from every topology/* sibling mask and list and from node cpumap/cpulist, but still
+listed in the remaining CPUs' cache shared_cpu_map/list (cpu2 L3 = 2-3, cpu7 L3 = 6-7),
+as the real kernel left them. Only node meminfo differs from that real capture.
+""")
+
+# --- no-numa: 2node-2llc without sys/devices/system/node ----------------------
+src, dst = "2node-2llc", "no-numa"
+fresh(src, dst)
+shutil.rmtree(os.path.join(dst, SYS, "node"))
+source(dst, f"""Synthetic: made by make-synthetic.sh from {src} by removing
+sys/devices/system/node entirely (as on a kernel without CONFIG_NUMA).
+CPU topology as in {src}: L3 0-3 and L3 4-7.
+""")
+print("ok: sparse-ids offline-cpus no-numa")
+PY
