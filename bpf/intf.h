@@ -62,8 +62,6 @@ enum dom_stat_idx {
 	DSTAT_GREEDY_IN,	/* wakeups of other domains' tasks run on an idle CPU here */
 	DSTAT_MIGRATED_IN,	/* balancer moves that took effect, arriving here */
 	DSTAT_MIGRATED_OUT,	/* ... and leaving here */
-	DSTAT_LOAD_WNS,		/* sum of weight x runnable ns of the domain's tasks */
-	DSTAT_RUNNABLE_NS,	/* sum of runnable ns of the domain's tasks */
 	DSTAT_RUN_NS,		/* ns the domain's CPUs spent running tasks */
 	DSTAT_DL_CLAMPED,	/* deadlines that had to be clamped */
 	NR_DSTATS,
@@ -71,6 +69,32 @@ enum dom_stat_idx {
 
 struct dom_stats {
 	u64 cnt[NR_DSTATS];
+};
+
+/*
+ * A domain's load, as a running average of how many of its tasks are
+ * runnable (and of their summed weight), with the half-life the daemon sets.
+ *
+ * The average is linear in its input, so it can be split: each CPU keeps
+ * the changes it saw (a task becoming runnable here and quiescent there
+ * leaves +1 on one CPU and -1 on the other) and its own average of them;
+ * the domain's figure is the sum over CPUs. No lock, no shared cache line,
+ * and still exact. Linearity is also what makes a move cheap and instant:
+ * the task's own average (its duty cycle, decayed the same way) is taken
+ * out of the old domain's sum and put into the new one's, so the daemon's
+ * next reading already shows the move, rather than catching up over a
+ * half-life and inviting a second, redundant move.
+ *
+ * Units: runnable counts DCYCLE_ONE per task, runnable_w weight x
+ * DCYCLE_ONE; avg and avg_w are their averages at time `at`. To read at
+ * time t: v(t) = runnable + (avg - runnable) * 2^(-(t - at) / half-life).
+ */
+struct dom_load {
+	s64 runnable;
+	s64 runnable_w;
+	s64 avg;
+	s64 avg_w;
+	u64 at;
 };
 
 /*

@@ -16,8 +16,9 @@
  *             enqueue: home DSQ by vtime, then kick an idle CPU of the
  *                 │    domain (or, failing that, of the node) to take it
  *                 ▼
- *   CPU free ─► dispatch: own domain's DSQ ─► sibling domains of the node
- *                                         ─► domains of other nodes
+ *   CPU free ─► dispatch: own domain's DSQ ─► the task that just ran, if
+ *                         it can go on ─► sibling domains of the node
+ *                         ─► domains of other nodes
  *
  * Tasks that may run on one CPU only (per-CPU kthreads, pinned tasks) go
  * straight to that CPU's local DSQ: a domain DSQ could only strand them.
@@ -27,13 +28,14 @@
  * to fall more than one slice behind its domain's clock, so sleepers get the
  * CPU soon after waking without starving the rest.
  *
- * Load: the daemon needs each domain's load (average runnable weight) and
- * each task's share of it. Both come from integrals that only ever grow and
- * are kept per CPU (no locks, no shared cache lines): weight x ns runnable,
- * summed into the domain's per-CPU counters at runnable/quiescent/stopping.
- * The daemon differentiates them over its interval. Per task, a decayed
- * duty cycle is kept in task storage and published to the bounded
- * `cands` table, from which the balancer picks what to move.
+ * Load: the daemon needs each domain's load and each task's share of it.
+ * Per task, a duty cycle (share of time runnable, decayed with a half-life)
+ * is kept in task storage and published to the bounded `cands` table, from
+ * which the balancer picks what to move. Per domain, the same average is
+ * kept of the number (and weight) of its runnable tasks, updated only at
+ * runnable/quiescent and split per CPU (see struct dom_load in intf.h), so
+ * the daemon reads a domain's load without walking its tasks, and a move
+ * carries the task's share from one domain's sum to the other's at once.
  *
  * CPU hotplug is not handled here on purpose: without cpu_online/offline
  * the kernel ejects the scheduler with a restart request, and the daemon
@@ -99,6 +101,13 @@ struct {
 	__uint(max_entries, MAX_DOMS);
 } dom_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, struct dom_load);
+	__uint(max_entries, MAX_DOMS);
+} dom_loads SEC(".maps");
+
 /* pid -> destination domain, written by the balancer, consumed (and
  * deleted) here the next time the task wakes up or is enqueued. */
 struct {
@@ -117,8 +126,9 @@ struct task_ctx {
 	bool runnable;
 	u64 vtime;
 	u64 running_at;
-	/* Load accounting: when runnable time was last credited. */
-	u64 acct_at;
+	/* The weight counted in the home domain's runnable_w while runnable
+	 * (the task's weight may change in between). */
+	u32 acct_weight;
 	/* Decayed share of time runnable, DCYCLE_ONE = always. */
 	u32 dcycle;
 	u64 dcycle_at;
@@ -200,22 +210,32 @@ static bool dom_in_mask(const u64 *dom_mask, u32 dom)
 
 /*
  * 2^(-x) for x = i/16, in DCYCLE fixed point: the decay of a running
- * average over i/16 of a half-life. Whole half-lives are a shift.
+ * average over i/16 of a half-life.
  */
 static const u32 exp2_neg_16th[16] = {
 	65536, 62757, 60097, 57549, 55109, 52773, 50535, 48393,
 	46341, 44376, 42495, 40693, 38968, 37316, 35734, 34219,
 };
 
+/*
+ * 2^(-dt / half-life) in DCYCLE fixed point. Whole half-lives are a shift,
+ * sixteenths come from the table, and the rest (under 1/16 of a half-life,
+ * where 2^-y ~ 1 - y ln 2 to within 0.1%) is linear. The linear part
+ * matters: updates come every few ms, far below 1/16 of a half-life, and
+ * without it such short steps would not decay at all.
+ */
 static u64 decay_factor(u64 dt)
 {
 	u64 hl = load_half_life_ns ?: 1;
 	u64 halves = dt / hl;
-	u32 frac = ((dt % hl) * 16) / hl;
+	/* Position inside the half-life in 1/65536ths; dt % hl < hl < 2^47. */
+	u64 x = ((dt % hl) << 16) / hl;
+	/* ln 2 in 16.16 fixed point */
+	u64 lin = DCYCLE_ONE - (((x & 4095) * 45426) >> 16);
 
 	if (halves >= 32)
 		return 0;
-	return exp2_neg_16th[frac & 15] >> halves;
+	return ((exp2_neg_16th[(x >> 12) & 15] * lin) >> DCYCLE_SHIFT) >> halves;
 }
 
 /* Fold the time since the last update into the task's duty cycle; the task
@@ -232,19 +252,62 @@ static void dcycle_update(struct task_ctx *taskc, u64 now)
 	taskc->dcycle_at = now;
 }
 
-/* Credit weight x runnable ns since the last call to the home domain. */
-static void account_load(struct task_struct *p, struct task_ctx *taskc, u64 now)
+/* This CPU's share of @dom's load (struct dom_load), its averages brought
+ * up to @now so that a change can be applied from @now on. */
+static struct dom_load *dom_load_at(u32 dom, u64 now)
 {
-	struct dom_stats *s;
-	u64 dt;
+	struct dom_load *l = bpf_map_lookup_elem(&dom_loads, &dom);
+	s64 keep;
 
-	if (taskc->runnable && now > taskc->acct_at &&
-	    (s = bpf_map_lookup_elem(&dom_stats, &taskc->dom))) {
-		dt = now - taskc->acct_at;
-		s->cnt[DSTAT_LOAD_WNS] += dt * p->scx.weight;
-		s->cnt[DSTAT_RUNNABLE_NS] += dt;
+	if (!l)
+		return NULL;
+	if (now > l->at) {
+		keep = decay_factor(now - l->at);
+		l->avg = l->runnable + (((l->avg - l->runnable) * keep) >> DCYCLE_SHIFT);
+		l->avg_w = l->runnable_w +
+			   (((l->avg_w - l->runnable_w) * keep) >> DCYCLE_SHIFT);
+		l->at = now;
 	}
-	taskc->acct_at = now;
+	return l;
+}
+
+/* @taskc became runnable (@sign 1) or stopped being runnable (-1) in @dom. */
+static void dom_load_runnable(struct task_ctx *taskc, u32 dom, s64 sign, u64 now)
+{
+	struct dom_load *l = dom_load_at(dom, now);
+
+	if (l) {
+		l->runnable += sign * DCYCLE_ONE;
+		l->runnable_w += sign * (s64)taskc->acct_weight * DCYCLE_ONE;
+	}
+}
+
+/*
+ * Move @taskc's share of load from domain @from to @to: its duty cycle out
+ * of one average and into the other, and, if it is runnable, its +1.
+ */
+static void dom_load_xfer(struct task_ctx *taskc, u32 from, u32 to, u64 now)
+{
+	struct dom_load *lf, *lt;
+	s64 dc, dcw;
+
+	dcycle_update(taskc, now);
+	lf = dom_load_at(from, now);
+	lt = dom_load_at(to, now);
+	if (!lf || !lt)
+		return;
+	dc = taskc->dcycle;
+	dcw = dc * taskc->acct_weight;
+	lf->avg -= dc;
+	lf->avg_w -= dcw;
+	lt->avg += dc;
+	lt->avg_w += dcw;
+	if (taskc->runnable) {
+		lf->runnable -= DCYCLE_ONE;
+		lf->runnable_w -= (s64)taskc->acct_weight * DCYCLE_ONE;
+		lt->runnable += DCYCLE_ONE;
+		lt->runnable_w += (s64)taskc->acct_weight * DCYCLE_ONE;
+	}
 }
 
 static void publish_candidate(struct task_struct *p, struct task_ctx *taskc, u64 now)
@@ -340,9 +403,9 @@ static void maybe_migrate(struct task_struct *p, struct task_ctx *taskc)
 		return;
 
 	now = scx_bpf_now();
-	account_load(p, taskc, now);
 	if (set_home(p, taskc, to, p->cpus_ptr))
 		return;
+	dom_load_xfer(taskc, from, to, now);
 	taskc->vtime = taskc->vtime - dom_clock(from) + dom_clock(to);
 	stat_add(from, DSTAT_MIGRATED_OUT, 1);
 	stat_add(to, DSTAT_MIGRATED_IN, 1);
@@ -485,11 +548,22 @@ void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 
 	scx_bpf_dsq_insert_vtime(p, dom, slice, vtime, enq_flags);
 	stat_add(dom, DSTAT_ENQUEUED, 1);
+	/*
+	 * A task re-queued at the end of its slice on a CPU of its own domain
+	 * is picked up by that CPU's dispatch right after this. Kicking an
+	 * idle CPU elsewhere would only race it there and drag the task to
+	 * another LLC: seen in the VM, it kept hogs stealing around even
+	 * once the balancer had given every domain its share.
+	 */
+	if (scx_bpf_task_running(p) &&
+	    cpu_to_dom(bpf_get_smp_processor_id()) == dom)
+		return;
 	kick_idle(p, taskc, dom);
 }
 
 void BPF_STRUCT_OPS(rebal_dispatch, s32 cpu, struct task_struct *prev)
 {
+	struct task_ctx *taskc;
 	u32 dom = cpu_to_dom(cpu), i;
 
 	if (dom >= nr_doms || dom >= MAX_DOMS)
@@ -497,6 +571,28 @@ void BPF_STRUCT_OPS(rebal_dispatch, s32 cpu, struct task_struct *prev)
 	if (scx_bpf_dsq_move_to_local(dom, 0)) {
 		stat_add(dom, DSTAT_DISPATCHED, 1);
 		return;
+	}
+
+	/*
+	 * Nothing else queued here, but the task whose slice just ended can
+	 * go on if this is its home: let it, rather than steal. dispatch runs
+	 * before the kernel re-queues @prev, so stealing now would put another
+	 * domain's task on this CPU and leave @prev for whichever CPU comes
+	 * next, possibly on another LLC; in the VM that kept CPU hogs
+	 * wandering between domains after the balancer had given each domain
+	 * its share. A visitor (stolen earlier, or just moved by the
+	 * balancer, which is applied here as a CPU hog never wakes up) is not
+	 * kept: with SCX_OPS_ENQ_LAST the kernel queues it back on its home
+	 * DSQ when nothing else turns up, and this CPU steals only if it
+	 * would otherwise go idle.
+	 */
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) &&
+	    (taskc = lookup_task_ctx(prev))) {
+		maybe_migrate(prev, taskc);
+		if (taskc->dom == dom) {
+			prev->scx.slice = slice_ns;
+			return;
+		}
 	}
 
 	bpf_for(i, 0, nr_doms - 1) {
@@ -513,10 +609,6 @@ void BPF_STRUCT_OPS(rebal_dispatch, s32 cpu, struct task_struct *prev)
 			return;
 		}
 	}
-
-	/* Nothing else to run: let the previous task go on for a slice. */
-	if (prev && (prev->scx.flags & SCX_TASK_QUEUED))
-		prev->scx.slice = slice_ns;
 }
 
 void BPF_STRUCT_OPS(rebal_runnable, struct task_struct *p, u64 enq_flags)
@@ -528,7 +620,8 @@ void BPF_STRUCT_OPS(rebal_runnable, struct task_struct *p, u64 enq_flags)
 		return;
 	dcycle_update(taskc, now);
 	taskc->runnable = true;
-	taskc->acct_at = now;
+	taskc->acct_weight = p->scx.weight;
+	dom_load_runnable(taskc, taskc->dom, 1, now);
 }
 
 void BPF_STRUCT_OPS(rebal_running, struct task_struct *p)
@@ -555,8 +648,6 @@ void BPF_STRUCT_OPS(rebal_stopping, struct task_struct *p, bool runnable)
 	/* Utilisation is of the CPUs: charge the domain of this CPU. */
 	stat_add(cpu_to_dom(bpf_get_smp_processor_id()), DSTAT_RUN_NS, used);
 
-	/* CPU hogs never go quiescent: credit their load here too. */
-	account_load(p, taskc, now);
 	dcycle_update(taskc, now);
 	publish_candidate(p, taskc, now);
 }
@@ -568,8 +659,8 @@ void BPF_STRUCT_OPS(rebal_quiescent, struct task_struct *p, u64 deq_flags)
 
 	if (!taskc)
 		return;
-	account_load(p, taskc, now);
 	dcycle_update(taskc, now);
+	dom_load_runnable(taskc, taskc->dom, -1, now);
 	taskc->runnable = false;
 }
 
@@ -577,21 +668,21 @@ void BPF_STRUCT_OPS(rebal_set_cpumask, struct task_struct *p,
 		    const struct cpumask *cpumask)
 {
 	struct task_ctx *taskc = lookup_task_ctx(p);
-	u32 dom;
+	u32 dom, from;
 
 	if (!taskc)
 		return;
 	refresh_dom_mask(taskc, cpumask);
-	dom = taskc->dom;
+	dom = from = taskc->dom;
 	if (!dom_in_mask(taskc->dom_mask, dom)) {
 		dom = first_allowed_dom(taskc, node_of(dom));
 		if (dom == NO_DOM) {
 			scx_bpf_error("pid %d: affinity reaches no domain", p->pid);
 			return;
 		}
-		account_load(p, taskc, scx_bpf_now());
 	}
-	set_home(p, taskc, dom, cpumask);
+	if (!set_home(p, taskc, dom, cpumask) && dom != from)
+		dom_load_xfer(taskc, from, dom, scx_bpf_now());
 }
 
 s32 BPF_STRUCT_OPS(rebal_init_task, struct task_struct *p,
@@ -625,6 +716,7 @@ s32 BPF_STRUCT_OPS(rebal_init_task, struct task_struct *p,
 		return -ENOENT;
 	taskc->vtime = dom_clock(dom);
 	taskc->dcycle_at = scx_bpf_now();
+	taskc->acct_weight = p->scx.weight;
 	return 0;
 }
 
@@ -693,4 +785,5 @@ SCX_OPS_DEFINE(rebal_ops,
 	       .init_task		= (void *)rebal_init_task,
 	       .init			= (void *)rebal_init,
 	       .exit			= (void *)rebal_exit,
+	       .flags			= SCX_OPS_ENQ_LAST,
 	       .name			= "rebal");

@@ -416,8 +416,10 @@ impl Default for BalancerConfig {
     ///   it is better to correct a large imbalance over a few intervals than
     ///   to act at once on one possibly stale snapshot; 8 also bounds the
     ///   BPF map updates per interval.
-    /// - `min_task_load = 0.01`: a task using under 1% of a CPU hardly
-    ///   changes any imbalance, but moving it still costs it its cache.
+    /// - `min_task_load = 0.05`: a task using under 5% of a CPU hardly
+    ///   changes any imbalance (such loads are within the noise of the
+    ///   averages), but moving it still costs it its cache; in the VM a
+    ///   lower floor let daemons of 1-3% be shuffled back and forth.
     /// - `max_overshoot = 0.5`: a task bigger than the gap may still be worth
     ///   moving (it may be all there is), but only if the pair ends at least
     ///   twice as close as before.
@@ -426,7 +428,7 @@ impl Default for BalancerConfig {
             cross_node_threshold: 0.20,
             intra_node_threshold: 0.10,
             max_moves_per_round: 8,
-            min_task_load: 0.01,
+            min_task_load: 0.05,
             max_overshoot: 0.5,
         }
     }

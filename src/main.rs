@@ -7,7 +7,7 @@
 //! the kernel ejects us, and start again with a fresh topology when the
 //! kernel asks for a restart (CPU hotplug).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::mem::MaybeUninit;
@@ -28,6 +28,9 @@ use scx_rebal::load;
 use scx_rebal::sched::{self, LoadConfig, Scheduler};
 use scx_rebal::stats::{self, StatsLine};
 use scx_rebal::topology::Topology;
+
+/// Rounds a moved task is left where it was put (see balance_round).
+const MOVE_COOLDOWN_ROUNDS: u64 = 3;
 
 /// scx_rebal: a sched_ext scheduler that keeps each task on one last-level
 /// cache (a "domain") and balances load between domains and NUMA nodes.
@@ -202,7 +205,7 @@ fn run_once(
     };
     let mut open_object = MaybeUninit::uninit();
     let mut sched = Scheduler::init(&cfg, domains, &mut open_object)?;
-    let mut hold = HashSet::new();
+    let mut moved_at: HashMap<i32, u64> = HashMap::new();
     let mut round = RoundStats::default();
 
     let started = Instant::now();
@@ -233,7 +236,7 @@ fn run_once(
                     );
                 }
             }
-            balance_round(&mut sched, &reports, opts, &mut hold, &mut round)?;
+            balance_round(&mut sched, &reports, opts, &mut moved_at, &mut round)?;
             round.applied = migrated_in(&reports);
             emit(sink, started, sched.slice_us(), &reports, &round)?;
             prev = cur;
@@ -290,15 +293,21 @@ fn balance_round(
     sched: &mut Scheduler,
     reports: &[stats::DomReport],
     opts: &Opts,
-    hold: &mut HashSet<i32>,
+    moved_at: &mut HashMap<i32, u64>,
     totals: &mut RoundStats,
 ) -> Result<()> {
+    // A task moved in the last few rounds stays put: its figures may still
+    // describe the old domain, and a second move so soon would only be the
+    // answer to noise. This, not the balancer alone, is what keeps a task
+    // from going back and forth between rounds.
+    moved_at.retain(|_, r| totals.passes.saturating_sub(*r) < MOVE_COOLDOWN_ROUNDS);
+    let hold: HashSet<i32> = moved_at.keys().copied().collect();
     let half_life_ns = (opts.load_half_life * 1e9) as u64;
     // A task not seen for three half-lives has decayed to 1/8: not worth it.
     let tasks = sched.candidates(half_life_ns, half_life_ns.saturating_mul(3));
     let nr_cpus: usize = sched.domains.domains.iter().map(|d| d.cpus.len()).sum();
     let loads = load::compute_loads(reports, &tasks, nr_cpus);
-    let snap = load::snapshot(&sched.domains, &loads, &tasks, hold);
+    let snap = load::snapshot(&sched.domains, &loads, &tasks, &hold);
 
     let t0 = Instant::now();
     let plan = balancer::balance(&snap, &BalancerConfig::default())
@@ -338,10 +347,9 @@ fn balance_round(
             m.load
         );
     }
-    hold.clear();
     if !opts.no_load_balance {
         let moves: Vec<(i32, usize)> = plan.moves.iter().map(|m| (m.pid, m.to_dom)).collect();
-        hold.extend(moves.iter().map(|(p, _)| *p));
+        moved_at.extend(moves.iter().map(|(p, _)| (*p, totals.passes)));
         sched.write_moves(&moves)?;
     }
     Ok(())

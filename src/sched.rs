@@ -20,7 +20,7 @@ use crate::bpf_intf;
 use crate::bpf_skel::{BpfSkel, BpfSkelBuilder};
 use crate::domains::{Domains, MAX_CPUS};
 use crate::load::{TaskSample, read_candidates};
-use crate::stats::{Sample, sum_percpu};
+use crate::stats::{Sample, sum_dom_load, sum_percpu};
 
 const SCX_SYSFS: &str = "/sys/kernel/sched_ext";
 
@@ -73,6 +73,7 @@ pub fn running_scheduler() -> Result<Option<String>> {
 pub struct Scheduler<'a> {
     skel: BpfSkel<'a>,
     link: Option<libbpf_rs::Link>,
+    load_half_life_ns: u64,
     pub domains: Domains,
 }
 
@@ -147,6 +148,7 @@ impl<'a> Scheduler<'a> {
         Ok(Scheduler {
             skel,
             link: Some(link),
+            load_half_life_ns: cfg.load_half_life_ns,
             domains,
         })
     }
@@ -162,10 +164,23 @@ impl<'a> Scheduler<'a> {
         uei_report!(&self.skel, uei)
     }
 
+    /// Read every domain's counters and load averages.
     pub fn sample(&self) -> Result<Sample> {
         let mut doms = Vec::with_capacity(self.domains.domains.len());
+        let mut loads = Vec::with_capacity(self.domains.domains.len());
         for d in &self.domains.domains {
             let key = (d.id as u32).to_ne_bytes();
+            let shares = self
+                .skel
+                .maps
+                .dom_loads
+                .lookup_percpu(&key, MapFlags::ANY)
+                .with_context(|| format!("reading the load of domain {}", d.id))?;
+            loads.push(
+                shares
+                    .map(|v| sum_dom_load(&v, monotonic_ns(), self.load_half_life_ns))
+                    .unwrap_or_default(),
+            );
             let vals = self
                 .skel
                 .maps
@@ -180,6 +195,7 @@ impl<'a> Scheduler<'a> {
         Ok(Sample {
             at: std::time::Instant::now(),
             doms,
+            loads,
         })
     }
 
