@@ -40,6 +40,26 @@ enum consts {
 	SLICE_MIN_US_DFL	= 500,
 	SLICE_MAX_US_DFL	= 20000,
 	LOAD_HALF_LIFE_MS_DFL	= 1000,
+	TUNE_INTERVAL_MS_DFL	= 100,
+	/* A domain busier than this (percent of its CPUs' time) takes no
+	 * greedy placements or kicks from other domains' tasks. */
+	DIRECT_GREEDY_UNDER_DFL	= 90,
+	KICK_GREEDY_UNDER_DFL	= 90,
+
+	/*
+	 * Deadlines (see task_deadline() in main.bpf.c). A task's latency
+	 * level grows with log2 of how often it blocks and, twice as fast,
+	 * of how often it wakes others; the level shortens its run-length
+	 * term by LAT_SCALE / (LAT_SCALE + level).
+	 */
+	LAT_SCALE		= 4,
+	LAT_LEVEL_MAX		= 48,
+	/* The run-length term of a deadline is capped (and the cap counted
+	 * in DSTAT_DL_CLAMPED): past it, a hog is a hog. */
+	DL_RUN_MAX_US		= 100000,
+	/* Event frequencies are capped (per second) so one burst of
+	 * wakeups cannot buy a task unbounded priority. */
+	FREQ_MAX		= 1 << 20,
 
 	/* Marks a CPU that belongs to no domain (offline or left out). */
 	NO_DOM			= 0xffffffff,
@@ -53,12 +73,14 @@ enum consts {
 enum dom_stat_idx {
 	DSTAT_ENQUEUED,		/* tasks queued on the domain's DSQ */
 	DSTAT_DISPATCHED,	/* taken from the DSQ by one of its own CPUs */
+	DSTAT_KEPT,		/* slices renewed for a task at home, nothing else queued */
 	DSTAT_DIRECT,		/* placed straight on an idle CPU at wakeup */
 	DSTAT_PINNED,		/* single-CPU tasks sent to their CPU's local DSQ */
 	DSTAT_STEAL_IN,		/* tasks this domain's CPUs took from other domains */
 	DSTAT_STEAL_OUT,	/* tasks other domains' CPUs took from this one */
 	DSTAT_STEAL_XNODE,	/* steals that crossed a NUMA node (counted on the taker) */
 	DSTAT_KICKS,		/* idle CPUs of this domain kicked to pick up work */
+	DSTAT_KICK_GREEDY,	/* ... of which for work queued in another domain */
 	DSTAT_GREEDY_IN,	/* wakeups of other domains' tasks run on an idle CPU here */
 	DSTAT_MIGRATED_IN,	/* balancer moves that took effect, arriving here */
 	DSTAT_MIGRATED_OUT,	/* ... and leaving here */

@@ -28,6 +28,20 @@
  * to fall more than one slice behind its domain's clock, so sleepers get the
  * CPU soon after waking without starving the rest.
  *
+ * Deadlines: a domain's queue is ordered not by vtime itself but by a
+ * virtual deadline, vtime plus the task's expected run length (what it
+ * really ran per wakeup, weighted by nice), shortened for tasks that others
+ * wait on. Fairness still comes from vtime, which only real runtime moves;
+ * the deadline decides who goes first among tasks that are owed time. See
+ * task_deadline() for the formula and why.
+ *
+ * Time slices: the daemon's tuner rewrites slice_ns every ~100 ms, short
+ * when tasks wait for CPUs (they get a turn sooner), long when they do not
+ * (fewer switches, warmer caches). It also marks the domains that are
+ * lightly used (greedy_direct / greedy_kick), the only ones where a waking
+ * task of a full domain may be run at once, or whose idle CPUs are kicked
+ * to steal work queued elsewhere.
+ *
  * Load: the daemon needs each domain's load and each task's share of it.
  * Per task, a duty cycle (share of time runnable, decayed with a half-life)
  * is kept in task storage and published to the bounded `cands` table, from
@@ -60,6 +74,8 @@ const volatile bool kick_node_greedy = true;
 const volatile bool kick_xnode_greedy;
 const volatile bool direct_node_greedy = true;
 const volatile bool direct_xnode_greedy;
+/* --fifo: plain FIFO per domain (the scx_simple policy), for comparison. */
+const volatile bool fifo_mode;
 const volatile u32 cpu_dom[MAX_CPUS];
 const volatile u32 dom_node[MAX_DOMS];
 /* For each domain, the other domains in the order its CPUs steal from them:
@@ -69,6 +85,11 @@ const volatile u32 steal_order[MAX_DOMS][MAX_DOMS];
 /* Written by the daemon while running. */
 volatile u64 slice_ns = SLICE_DFL_US * 1000ULL;
 volatile u32 migrations_pending;
+/* Domains lightly used enough to take other domains' tasks at wakeup
+ * (direct) or to have their idle CPUs kicked for them (kick). All set
+ * until the tuner first speaks. */
+volatile u64 greedy_direct[DOMMASK_WORDS] = { [0 ... DOMMASK_WORDS - 1] = ~0ULL };
+volatile u64 greedy_kick[DOMMASK_WORDS] = { [0 ... DOMMASK_WORDS - 1] = ~0ULL };
 
 /* Each domain's virtual clock: the largest vtime that started running. */
 u64 dom_vtime[MAX_DOMS];
@@ -86,13 +107,6 @@ struct {
 	__type(value, struct mask_wrapper);
 	__uint(max_entries, MAX_DOMS);
 } dom_masks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, u32);
-	__type(value, struct mask_wrapper);
-	__uint(max_entries, MAX_NODES);
-} node_masks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -133,6 +147,14 @@ struct task_ctx {
 	u32 dcycle;
 	u64 dcycle_at;
 	u64 published_at;
+
+	/* Latency (task_deadline()). */
+	u64 avg_runtime;	/* ns run per wakeup, running average */
+	u64 burst;		/* ns run since it last woke up */
+	u32 waker_freq;		/* other tasks woken per second, average */
+	u32 blocked_freq;	/* times blocked per second, average */
+	u64 last_woke_at;
+	u64 last_blocked_at;
 };
 
 struct {
@@ -150,13 +172,6 @@ static struct task_ctx *lookup_task_ctx(struct task_struct *p)
 static const struct cpumask *dom_cpumask(u32 dom)
 {
 	struct mask_wrapper *w = bpf_map_lookup_elem(&dom_masks, &dom);
-
-	return w ? cast_mask(w->mask) : NULL;
-}
-
-static const struct cpumask *node_cpumask(u32 node)
-{
-	struct mask_wrapper *w = bpf_map_lookup_elem(&node_masks, &node);
 
 	return w ? cast_mask(w->mask) : NULL;
 }
@@ -206,6 +221,16 @@ static void stat_add(u32 dom, u32 idx, u64 v)
 static bool dom_in_mask(const u64 *dom_mask, u32 dom)
 {
 	return dom < MAX_DOMS && (dom_mask[dom / 64] & (1ULL << (dom % 64)));
+}
+
+/* Whether the tuner marked @dom lightly used, for kicks or for direct
+ * placement of other domains' tasks. */
+static bool dom_greedy(bool kick, u32 dom)
+{
+	volatile u64 *w = kick ? MEMBER_VPTR(greedy_kick, [dom / 64]) :
+				 MEMBER_VPTR(greedy_direct, [dom / 64]);
+
+	return w && (*w & (1ULL << (dom % 64)));
 }
 
 /*
@@ -438,20 +463,48 @@ static s32 pick_idle_cpu(const struct cpumask *mask, s32 prev_cpu)
 }
 
 /*
- * The home domain is full: rather than queue behind its tasks while a
- * sibling LLC idles, run this once on an idle CPU of the same node (and,
- * if allowed, of another node). The home does not change: the next wakeup
- * tries home first again, and lasting imbalance is the balancer's job.
+ * The home domain is full: rather than leave work waiting while a nearby
+ * LLC idles, find an idle CPU in another domain that the tuner marked as
+ * lightly used (@kick picks which mark), nearest first: steal_order lists
+ * the same node's domains, then the others by NUMA distance. Other nodes
+ * only when @xnode (a task that crosses them leaves its memory behind).
+ * The home does not change: lasting imbalance is the balancer's job.
  */
+static s32 pick_idle_elsewhere(struct task_struct *p, struct task_ctx *taskc,
+			       bool kick, bool node, bool xnode)
+{
+	u32 home = taskc->dom, my_node = node_of(home), i;
+
+	if (!node && !xnode)
+		return -1;
+	bpf_for(i, 0, nr_doms - 1) {
+		const volatile u32 *vp = MEMBER_VPTR(steal_order, [home][i]);
+		const struct cpumask *dm;
+		bool same;
+		u32 d;
+		s32 cpu;
+
+		if (!vp || (d = *vp) >= MAX_DOMS)
+			break;
+		same = node_of(d) == my_node;
+		if (!same && !xnode)
+			break;	/* the rest of the order is other nodes */
+		if ((same && !node) || !dom_greedy(kick, d) ||
+		    !dom_in_mask(taskc->dom_mask, d) || !(dm = dom_cpumask(d)))
+			continue;
+		cpu = scx_bpf_pick_idle_cpu(dm, 0);
+		if (cpu >= 0)
+			return cpu;
+	}
+	return -1;
+}
+
+/* A lightly used domain's idle CPU to run waking @p on right now. */
 static s32 pick_idle_greedy(struct task_struct *p, struct task_ctx *taskc)
 {
-	const struct cpumask *nm;
-	s32 cpu = -1;
+	s32 cpu = pick_idle_elsewhere(p, taskc, false, direct_node_greedy,
+				      direct_xnode_greedy);
 
-	if (direct_node_greedy && (nm = node_cpumask(node_of(taskc->dom))))
-		cpu = scx_bpf_pick_idle_cpu(nm, 0);
-	if (cpu < 0 && direct_xnode_greedy)
-		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 	if (cpu >= 0 && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
 		/* Its idle bit is taken and @p may not run there: let the CPU
 		 * look for other work instead of sleeping on. */
@@ -496,23 +549,99 @@ s32 BPF_STRUCT_OPS(rebal_select_cpu, struct task_struct *p, s32 prev_cpu,
 }
 
 /* Wake an idle CPU that can take work just queued in @dom: one of the
- * domain first, then (if allowed) one of the node, then anywhere. A kicked
- * CPU of another domain finds the work by stealing in dispatch. */
+ * domain first, then one of a lightly used domain nearby (see
+ * pick_idle_elsewhere), which finds the work by stealing in dispatch. */
 static void kick_idle(struct task_struct *p, struct task_ctx *taskc, u32 dom)
 {
-	const struct cpumask *mask = cast_mask(taskc->mask), *nm;
+	const struct cpumask *mask = cast_mask(taskc->mask);
 	s32 cpu = -1;
 
 	if (mask)
 		cpu = scx_bpf_pick_idle_cpu(mask, 0);
-	if (cpu < 0 && kick_node_greedy && (nm = node_cpumask(node_of(dom))))
-		cpu = scx_bpf_pick_idle_cpu(nm, 0);
-	if (cpu < 0 && kick_xnode_greedy)
-		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	if (cpu < 0) {
+		cpu = pick_idle_elsewhere(p, taskc, true, kick_node_greedy,
+					  kick_xnode_greedy);
+		if (cpu >= 0)
+			stat_add(cpu_to_dom(cpu), DSTAT_KICK_GREEDY, 1);
+	}
 	if (cpu >= 0) {
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 		stat_add(cpu_to_dom(cpu), DSTAT_KICKS, 1);
 	}
+}
+
+/*
+ * How often something happens, in events per second, as a running average
+ * of the rate each new interval implies (a quarter weight for the newest).
+ * *@last_at is the time of the previous event.
+ */
+static u32 freq_update(u32 freq, u64 *last_at, u64 now)
+{
+	u64 dt = now - *last_at, inst;
+
+	*last_at = now;
+	inst = dt ? 1000000000ULL / dt : FREQ_MAX;
+	if (inst > FREQ_MAX)
+		inst = FREQ_MAX;
+	return ((u64)freq * 3 + inst) / 4;
+}
+
+/* @freq as of @now: a task that has not done it for a while is doing it
+ * at most once per that while, whatever its average still says. */
+static u32 freq_now(u32 freq, u64 last_at, u64 now)
+{
+	u64 dt = now - last_at;
+	u64 bound = dt ? 1000000000ULL / dt : FREQ_MAX;
+
+	return bound < freq ? bound : freq;
+}
+
+/*
+ * The virtual deadline that orders @p in its domain's queue:
+ *
+ *   run      = max(avg_runtime, burst) * WEIGHT_NICE0 / weight,
+ *              capped at DL_RUN_MAX_US
+ *   level    = log2(1 + blocked_freq) + 2 * log2(1 + waker_freq)
+ *              + min(log2(1 + blocked_freq), log2(1 + waker_freq)),
+ *              capped at LAT_LEVEL_MAX
+ *   deadline = vtime + run * LAT_SCALE / (LAT_SCALE + level)
+ *
+ * Why each part:
+ * - run: among tasks equally owed CPU time (equal vtime), the one that
+ *   will give the CPU back soonest goes first; that shortens everyone's
+ *   mean wait. It is the task's real run per wakeup, not a fixed slice, and
+ *   what it has run since waking counts too, so a task that stops sleeping
+ *   is judged by what it does now. Weight scales it like vtime: nice -5
+ *   gets a nearer deadline than nice 0 for the same run.
+ * - level: tasks that others wait on should not wait themselves. Blocking
+ *   often marks a consumer, whose delay is its own: a small boost. Waking
+ *   others often marks a producer, whose delay holds up every task it
+ *   would wake: twice the boost. Doing both marks a link in the middle of
+ *   a pipeline, delayed from both sides: the min() term gives it the most.
+ *   Frequencies count in log2 so that what matters is their order of
+ *   magnitude, not noise, and are bounded by the time since the event was
+ *   last seen, so a task that has stopped waking others loses its boost.
+ * - The boost divides the run term; it never moves vtime. A hog that
+ *   also wakes a lot still has a long run term, and fairness (vtime,
+ *   charged with real runtime) is untouched: a boosted task that runs
+ *   more than its share falls behind in vtime like any other.
+ */
+static u64 task_deadline(struct task_struct *p, struct task_ctx *taskc,
+			 u64 vtime, u32 dom, u64 now)
+{
+	u64 run = taskc->burst > taskc->avg_runtime ? taskc->burst : taskc->avg_runtime;
+	u32 b = log2_u32(1 + freq_now(taskc->blocked_freq, taskc->last_blocked_at, now));
+	u32 w = log2_u32(1 + freq_now(taskc->waker_freq, taskc->last_woke_at, now));
+	u32 level = b + 2 * w + (b < w ? b : w);
+
+	run = run * WEIGHT_NICE0 / (p->scx.weight ?: 1);
+	if (run > DL_RUN_MAX_US * 1000ULL) {
+		run = DL_RUN_MAX_US * 1000ULL;
+		stat_add(dom, DSTAT_DL_CLAMPED, 1);
+	}
+	if (level > LAT_LEVEL_MAX)
+		level = LAT_LEVEL_MAX;
+	return vtime + run * LAT_SCALE / (LAT_SCALE + level);
 }
 
 void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
@@ -540,13 +669,18 @@ void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
-	vtime = taskc->vtime;
-	floor = dom_clock(dom) - slice;
-	if (time_before(vtime, floor))
-		vtime = floor;
-	taskc->vtime = vtime;
-
-	scx_bpf_dsq_insert_vtime(p, dom, slice, vtime, enq_flags);
+	if (fifo_mode) {
+		scx_bpf_dsq_insert(p, dom, slice, enq_flags);
+	} else {
+		vtime = taskc->vtime;
+		floor = dom_clock(dom) - slice;
+		if (time_before(vtime, floor))
+			vtime = floor;
+		taskc->vtime = vtime;
+		scx_bpf_dsq_insert_vtime(p, dom, slice,
+					 task_deadline(p, taskc, vtime, dom, scx_bpf_now()),
+					 enq_flags);
+	}
 	stat_add(dom, DSTAT_ENQUEUED, 1);
 	/*
 	 * A task re-queued at the end of its slice on a CPU of its own domain
@@ -591,6 +725,7 @@ void BPF_STRUCT_OPS(rebal_dispatch, s32 cpu, struct task_struct *prev)
 		maybe_migrate(prev, taskc);
 		if (taskc->dom == dom) {
 			prev->scx.slice = slice_ns;
+			stat_add(dom, DSTAT_KEPT, 1);
 			return;
 		}
 	}
@@ -618,6 +753,17 @@ void BPF_STRUCT_OPS(rebal_runnable, struct task_struct *p, u64 enq_flags)
 
 	if (!taskc)
 		return;
+	if (enq_flags & SCX_ENQ_WAKEUP) {
+		struct task_struct *waker = bpf_get_current_task_btf();
+		struct task_ctx *wakerc;
+
+		taskc->burst = 0;
+		/* From interrupt context "current" is whoever was running:
+		 * noise, but rare next to task-to-task wakeups. */
+		if (waker != p && (wakerc = lookup_task_ctx(waker)))
+			wakerc->waker_freq = freq_update(wakerc->waker_freq,
+							 &wakerc->last_woke_at, now);
+	}
 	dcycle_update(taskc, now);
 	taskc->runnable = true;
 	taskc->acct_weight = p->scx.weight;
@@ -645,6 +791,9 @@ void BPF_STRUCT_OPS(rebal_stopping, struct task_struct *p, bool runnable)
 		return;
 	used = now - taskc->running_at;
 	taskc->vtime += used * WEIGHT_NICE0 / (p->scx.weight ?: 1);
+	taskc->burst += used;
+	if (!runnable)	/* going to sleep: one run per wakeup is complete */
+		taskc->avg_runtime = (taskc->avg_runtime * 3 + taskc->burst) / 4;
 	/* Utilisation is of the CPUs: charge the domain of this CPU. */
 	stat_add(cpu_to_dom(bpf_get_smp_processor_id()), DSTAT_RUN_NS, used);
 
@@ -659,6 +808,9 @@ void BPF_STRUCT_OPS(rebal_quiescent, struct task_struct *p, u64 deq_flags)
 
 	if (!taskc)
 		return;
+	if (deq_flags & SCX_DEQ_SLEEP)
+		taskc->blocked_freq = freq_update(taskc->blocked_freq,
+						  &taskc->last_blocked_at, now);
 	dcycle_update(taskc, now);
 	dom_load_runnable(taskc, taskc->dom, -1, now);
 	taskc->runnable = false;
@@ -720,8 +872,8 @@ s32 BPF_STRUCT_OPS(rebal_init_task, struct task_struct *p,
 	return 0;
 }
 
-/* Build a cpumask of the CPUs whose domain satisfies @want, and store it. */
-static int build_mask(struct mask_wrapper *w, u32 id, bool by_node)
+/* Build the cpumask of domain @dom's CPUs and store it in @w. */
+static int build_dom_mask(struct mask_wrapper *w, u32 dom)
 {
 	struct bpf_cpumask *mask;
 	u32 cpu;
@@ -730,11 +882,7 @@ static int build_mask(struct mask_wrapper *w, u32 id, bool by_node)
 	if (!mask)
 		return -ENOMEM;
 	bpf_for(cpu, 0, nr_cpu_ids) {
-		u32 dom = cpu_to_dom(cpu);
-
-		if (dom >= nr_doms)
-			continue;
-		if ((by_node ? node_of(dom) : dom) == id)
+		if (cpu_to_dom(cpu) == dom)
 			bpf_cpumask_set_cpu(cpu, mask);
 	}
 	mask = bpf_kptr_xchg(&w->mask, mask);
@@ -756,13 +904,7 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(rebal_init)
 			scx_bpf_error("failed to create DSQ for domain %u (%d)", i, ret);
 			return ret;
 		}
-		if (!w || build_mask(w, i, false))
-			return -ENOMEM;
-	}
-	bpf_for(i, 0, nr_nodes) {
-		struct mask_wrapper *w = bpf_map_lookup_elem(&node_masks, &i);
-
-		if (!w || build_mask(w, i, true))
+		if (!w || build_dom_mask(w, i))
 			return -ENOMEM;
 	}
 	return 0;

@@ -25,3 +25,4 @@ pub mod load;
 pub mod sched;
 pub mod stats;
 pub mod topology;
+pub mod tuner;

@@ -28,6 +28,7 @@ use scx_rebal::load;
 use scx_rebal::sched::{self, LoadConfig, Scheduler};
 use scx_rebal::stats::{self, StatsLine};
 use scx_rebal::topology::Topology;
+use scx_rebal::tuner::{Tuner, TunerConfig, Tuning};
 
 /// Rounds a moved task is left where it was put (see balance_round).
 const MOVE_COOLDOWN_ROUNDS: u64 = 3;
@@ -57,10 +58,53 @@ struct Opts {
     #[arg(long, value_name = "MASK", num_args = 1..)]
     cpumasks: Vec<String>,
 
-    /// Time slice in microseconds.
-    #[arg(long, default_value_t = bpf_intf::consts_SLICE_DFL_US as u64,
+    /// Fixed time slice in microseconds. Without it, the tuner varies the
+    /// slice between --slice-min-us and --slice-max-us: shorter the more
+    /// tasks wait for a CPU.
+    #[arg(long, value_name = "US", conflicts_with_all = ["slice_min_us", "slice_max_us"],
           value_parser = clap::value_parser!(u64).range(50..=1_000_000))]
-    slice_us: u64,
+    slice_us: Option<u64>,
+
+    /// Shortest slice the tuner gives, when many tasks wait (microseconds).
+    #[arg(long, value_name = "US", default_value_t = bpf_intf::consts_SLICE_MIN_US_DFL as u64,
+          value_parser = clap::value_parser!(u64).range(50..=1_000_000))]
+    slice_min_us: u64,
+
+    /// Longest slice the tuner gives, when no task waits (microseconds).
+    #[arg(long, value_name = "US", default_value_t = bpf_intf::consts_SLICE_MAX_US_DFL as u64,
+          value_parser = clap::value_parser!(u64).range(50..=1_000_000))]
+    slice_max_us: u64,
+
+    /// Seconds between two tuner ticks (slice and lightly-used domains).
+    #[arg(long, value_name = "SECS",
+          default_value_t = bpf_intf::consts_TUNE_INTERVAL_MS_DFL as f64 / 1000.0,
+          value_parser = tune_secs)]
+    tune_interval: f64,
+
+    /// A domain whose CPUs were busy less than PCT percent of the last tuner
+    /// tick may run waking tasks of full domains on its idle CPUs
+    /// ("direct greedy"). 0 turns it off.
+    #[arg(long, value_name = "PCT",
+          default_value_t = bpf_intf::consts_DIRECT_GREEDY_UNDER_DFL as u8,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    direct_greedy_under: u8,
+
+    /// A domain busy less than PCT percent has its idle CPUs woken to steal
+    /// work queued in full domains ("kick greedy"). 0 turns it off.
+    #[arg(long, value_name = "PCT",
+          default_value_t = bpf_intf::consts_KICK_GREEDY_UNDER_DFL as u8,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    kick_greedy_under: u8,
+
+    /// Plain FIFO per domain instead of deadlines (the scx_simple policy),
+    /// for comparison.
+    #[arg(long)]
+    fifo: bool,
+
+    /// Schedule only the tasks that chose SCHED_EXT; leave the rest to the
+    /// kernel's default scheduler.
+    #[arg(long)]
+    partial: bool,
 
     /// Half-life of the load averages, in seconds.
     #[arg(long, default_value_t = bpf_intf::consts_LOAD_HALF_LIFE_MS_DFL as f64 / 1000.0,
@@ -72,7 +116,7 @@ struct Opts {
     interval: f64,
 
     /// When a domain has no idle CPU for new work, do not wake idle CPUs of
-    /// other domains in the same NUMA node to steal it.
+    /// other (lightly used) domains in the same NUMA node to steal it.
     #[arg(long)]
     no_kick_node: bool,
 
@@ -100,7 +144,8 @@ struct Opts {
     #[arg(long, value_name = "FILE")]
     stats_json: Option<String>,
 
-    /// Stop by itself after SECS seconds.
+    /// Stop by itself after scheduling for SECS seconds (counted from the
+    /// moment it attached).
     #[arg(long, value_name = "SECS", value_parser = positive_secs)]
     run_for: Option<f64>,
 
@@ -117,6 +162,44 @@ fn positive_secs(s: &str) -> Result<f64, String> {
         return Err(format!("{s} must be more than 0 and at most 86400 seconds"));
     }
     Ok(v)
+}
+
+fn tune_secs(s: &str) -> Result<f64, String> {
+    let v = positive_secs(s)?;
+    if v < 0.01 {
+        return Err(format!("{s} is too short: at least 0.01 seconds"));
+    }
+    Ok(v)
+}
+
+/// Checks between options that clap cannot express.
+fn check_opts(opts: &Opts) -> Result<()> {
+    if opts.slice_min_us > opts.slice_max_us {
+        anyhow::bail!(
+            "--slice-min-us {} is more than --slice-max-us {}",
+            opts.slice_min_us,
+            opts.slice_max_us
+        );
+    }
+    if opts.tune_interval > opts.interval {
+        anyhow::bail!(
+            "--tune-interval {} s is longer than --interval {} s: the slice would follow load \
+             more slowly than the balancer moves it",
+            opts.tune_interval,
+            opts.interval
+        );
+    }
+    Ok(())
+}
+
+fn tuner_config(opts: &Opts) -> TunerConfig {
+    TunerConfig {
+        slice_min_us: opts.slice_min_us,
+        slice_max_us: opts.slice_max_us,
+        fixed_slice_us: opts.slice_us,
+        direct_under: f64::from(opts.direct_greedy_under) / 100.0,
+        kick_under: f64::from(opts.kick_greedy_under) / 100.0,
+    }
 }
 
 fn build_domains(opts: &Opts) -> Result<Domains> {
@@ -187,20 +270,26 @@ enum Ended {
 fn run_once(
     opts: &Opts,
     shutdown: &AtomicBool,
-    deadline: Option<Instant>,
+    deadline: &mut Option<Instant>,
     sink: &mut Option<Sink>,
 ) -> Result<Ended> {
     let domains = build_domains(opts)?;
     for d in &domains.domains {
         info!("domain {} node {} cpus {:?}", d.id, d.node, d.cpus);
     }
+    let mut tuner = Tuner::new(tuner_config(opts));
     let cfg = LoadConfig {
-        slice_us: opts.slice_us,
+        // Until the tuner's first tick, a middle value.
+        slice_us: opts.slice_us.unwrap_or(
+            (bpf_intf::consts_SLICE_DFL_US as u64).clamp(opts.slice_min_us, opts.slice_max_us),
+        ),
         load_half_life_ns: (opts.load_half_life * 1e9) as u64,
         kick_node_greedy: !opts.no_kick_node,
         kick_xnode_greedy: opts.kick_xnode,
         direct_node_greedy: !opts.no_direct_node,
         direct_xnode_greedy: opts.direct_xnode,
+        fifo: opts.fifo,
+        partial: opts.partial,
         verbose: opts.verbose,
     };
     let mut open_object = MaybeUninit::uninit();
@@ -209,10 +298,20 @@ fn run_once(
     let mut round = RoundStats::default();
 
     let started = Instant::now();
+    // --run-for counts time scheduled, from the first attach (loading can
+    // take seconds on a loaded machine), across restarts.
+    if deadline.is_none() {
+        *deadline = opts.run_for.map(|s| started + Duration::from_secs_f64(s));
+    }
+    let deadline = *deadline;
     let interval = Duration::from_secs_f64(opts.interval);
+    let tune_interval = Duration::from_secs_f64(opts.tune_interval);
     let first = sched.sample()?;
     let mut prev = first.clone();
+    let mut prev_tune = first.clone();
+    let mut tuning: Option<Tuning> = None;
     let mut next_tick = started + interval;
+    let mut next_tune = started + tune_interval;
     let stopped = loop {
         if shutdown.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
             break true;
@@ -221,6 +320,14 @@ fn run_once(
             break false;
         }
         let now = Instant::now();
+        if now >= next_tune {
+            let cur = sched.sample()?;
+            let t = tuner.step(&stats::tuner_readings(&sched.domains, &prev_tune, &cur));
+            sched.apply_tuning(&t);
+            tuning = Some(t);
+            prev_tune = cur;
+            next_tune = (next_tune + tune_interval).max(now);
+        }
         if now >= next_tick {
             let cur = sched.sample()?;
             let reports = stats::domain_reports(&sched.domains, &prev, &cur);
@@ -238,21 +345,36 @@ fn run_once(
             }
             balance_round(&mut sched, &reports, opts, &mut moved_at, &mut round)?;
             round.applied = migrated_in(&reports);
-            emit(sink, started, sched.slice_us(), &reports, &round)?;
+            emit(
+                sink,
+                started,
+                sched.slice_us(),
+                &reports,
+                &round,
+                tuning.as_ref(),
+            )?;
             prev = cur;
             next_tick += interval;
             if next_tick < now {
                 next_tick = now + interval;
             }
         }
-        std::thread::sleep(Duration::from_millis(50).min(next_tick.saturating_duration_since(now)));
+        let wake = next_tick.min(next_tune);
+        std::thread::sleep(Duration::from_millis(50).min(wake.saturating_duration_since(now)));
     };
 
     // A last line covering the whole run, so short runs report too.
     let last = sched.sample()?;
     let reports = stats::domain_reports(&sched.domains, &first, &last);
     round.applied = migrated_in(&reports);
-    emit(sink, started, sched.slice_us(), &reports, &round)?;
+    emit(
+        sink,
+        started,
+        sched.slice_us(),
+        &reports,
+        &round,
+        tuning.as_ref(),
+    )?;
     info!(
         "balancer: {} passes, {} moves planned, {} took effect",
         round.passes, round.planned, round.applied
@@ -361,6 +483,7 @@ fn emit(
     slice_us: u64,
     reports: &[stats::DomReport],
     round: &RoundStats,
+    tuning: Option<&Tuning>,
 ) -> Result<()> {
     if let Some(s) = sink.as_mut() {
         let b = serde_json::json!({
@@ -372,11 +495,26 @@ fn emit(
             "spread_before": round.spread_before,
             "spread_after": round.spread_after,
         });
+        let ids = |flags: &[bool]| -> Vec<usize> {
+            flags
+                .iter()
+                .enumerate()
+                .filter_map(|(i, f)| f.then_some(i))
+                .collect()
+        };
+        let tuner = tuning.map(|t| {
+            serde_json::json!({
+                "waiting_per_cpu": t.waiting_per_cpu,
+                "greedy_direct": ids(&t.direct),
+                "greedy_kick": ids(&t.kick),
+            })
+        });
         let line = StatsLine {
             t: started.elapsed().as_secs_f64(),
             slice_us,
             domains: reports,
             balancer: Some(&b),
+            tuner: tuner.as_ref(),
         };
         s.line(&serde_json::to_string(&line)?)?;
     }
@@ -395,6 +533,7 @@ fn run(opts: &Opts) -> Result<bool> {
         println!("{}", build_domains(opts)?.to_json());
         return Ok(true);
     }
+    check_opts(opts)?;
     // Check the options that need the topology before anything else.
     build_domains(opts)?;
     sched::preflight()?;
@@ -405,11 +544,9 @@ fn run(opts: &Opts) -> Result<bool> {
         .context("installing the SIGINT/SIGTERM handler")?;
 
     let mut sink = opts.stats_json.as_deref().map(Sink::open).transpose()?;
-    let deadline = opts
-        .run_for
-        .map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let mut deadline = None;
     loop {
-        match run_once(opts, &shutdown, deadline, &mut sink)? {
+        match run_once(opts, &shutdown, &mut deadline, &mut sink)? {
             Ended::Stopped => return Ok(true),
             Ended::Ejected { restart: true } => {
                 warn!("the kernel asked for a restart (CPU hotplug?): re-reading the topology");

@@ -19,8 +19,9 @@ use scx_utils::{UserExitInfo, scx_ops_attach, scx_ops_load, scx_ops_open, uei_ex
 use crate::bpf_intf;
 use crate::bpf_skel::{BpfSkel, BpfSkelBuilder};
 use crate::domains::{Domains, MAX_CPUS};
-use crate::load::{TaskSample, read_candidates};
+use crate::load::{DOMMASK_WORDS, TaskSample, read_candidates};
 use crate::stats::{Sample, sum_dom_load, sum_percpu};
+use crate::tuner::Tuning;
 
 const SCX_SYSFS: &str = "/sys/kernel/sched_ext";
 
@@ -33,6 +34,10 @@ pub struct LoadConfig {
     pub kick_xnode_greedy: bool,
     pub direct_node_greedy: bool,
     pub direct_xnode_greedy: bool,
+    /// Plain FIFO per domain instead of deadlines (`--fifo`).
+    pub fifo: bool,
+    /// Schedule only tasks that chose SCHED_EXT (`--partial`).
+    pub partial: bool,
     pub verbose: u8,
 }
 
@@ -98,10 +103,17 @@ impl<'a> Scheduler<'a> {
 
         // scx_utils appends a version suffix to the ops name; operators and
         // tests look for plain "rebal" in /sys/kernel/sched_ext/root/ops.
-        let name = &mut skel.struct_ops.rebal_ops_mut().name;
-        name.fill(0);
-        for (dst, src) in name.iter_mut().zip(b"rebal") {
+        let ops = skel.struct_ops.rebal_ops_mut();
+        ops.name.fill(0);
+        for (dst, src) in ops.name.iter_mut().zip(b"rebal") {
             *dst = *src as _;
+        }
+        if cfg.partial {
+            let flag = *scx_utils::compat::SCX_OPS_SWITCH_PARTIAL;
+            if flag == 0 {
+                bail!("--partial: this kernel's sched_ext has no SCX_OPS_SWITCH_PARTIAL");
+            }
+            ops.flags |= flag;
         }
 
         let rodata = skel
@@ -118,6 +130,7 @@ impl<'a> Scheduler<'a> {
         rodata.kick_xnode_greedy = cfg.kick_xnode_greedy;
         rodata.direct_node_greedy = cfg.direct_node_greedy;
         rodata.direct_xnode_greedy = cfg.direct_xnode_greedy;
+        rodata.fifo_mode = cfg.fifo;
         for slot in rodata.cpu_dom.iter_mut() {
             *slot = bpf_intf::consts_NO_DOM;
         }
@@ -208,9 +221,14 @@ impl<'a> Scheduler<'a> {
             .unwrap_or(0)
     }
 
-    pub fn set_slice_us(&mut self, us: u64) {
+    /// Hand the tuner's answer to BPF: the slice, and which domains are
+    /// lightly used enough for greedy placement and kicks.
+    pub fn apply_tuning(&mut self, t: &Tuning) {
+        // (The masks start all-set in BPF, so they live in .data too.)
         if let Some(data) = self.skel.maps.data_data.as_mut() {
-            data.slice_ns = us * 1000;
+            data.slice_ns = t.slice_us * 1000;
+            data.greedy_direct = dom_bits(&t.direct);
+            data.greedy_kick = dom_bits(&t.kick);
         }
     }
 
@@ -264,6 +282,17 @@ impl<'a> Scheduler<'a> {
         }
         Ok(())
     }
+}
+
+/// A bitmap of the domains whose flag is set (bit `i` of word `i / 64`).
+fn dom_bits(flags: &[bool]) -> [u64; DOMMASK_WORDS] {
+    let mut w = [0u64; DOMMASK_WORDS];
+    for (i, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
+        if let Some(word) = w.get_mut(i / 64) {
+            *word |= 1 << (i % 64);
+        }
+    }
+    w
 }
 
 /// CLOCK_MONOTONIC in ns: the clock BPF's scx_bpf_now() follows.

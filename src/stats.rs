@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::bpf_intf;
 use crate::domains::Domains;
+use crate::tuner::DomReading;
 
 pub const NR_DSTATS: usize = bpf_intf::dom_stat_idx_NR_DSTATS as usize;
 const WEIGHT_NICE0: f64 = bpf_intf::consts_WEIGHT_NICE0 as f64;
@@ -25,12 +26,14 @@ pub type DomCounters = [u64; NR_DSTATS];
 pub const DSTAT_NAMES: [&str; NR_DSTATS] = [
     "enqueued",
     "dispatched",
+    "kept",
     "direct",
     "pinned",
     "steal_in",
     "steal_out",
     "steal_xnode",
     "kicks",
+    "kick_greedy",
     "greedy_in",
     "migrated_in",
     "migrated_out",
@@ -152,6 +155,27 @@ pub fn domain_reports(domains: &Domains, prev: &Sample, cur: &Sample) -> Vec<Dom
         .collect()
 }
 
+/// What the tuner needs of each domain between two samples: tasks runnable
+/// now and the share of its CPUs' time spent running them.
+pub fn tuner_readings(domains: &Domains, prev: &Sample, cur: &Sample) -> Vec<DomReading> {
+    let dt_ns = cur.at.duration_since(prev.at).as_nanos().max(1) as f64;
+    let run = bpf_intf::dom_stat_idx_DSTAT_RUN_NS as usize;
+    domains
+        .domains
+        .iter()
+        .map(|d| {
+            let ran = |s: &Sample| s.doms.get(d.id).map_or(0, |c| c[run]);
+            let nr_cpus = d.cpus.len().max(1);
+            DomReading {
+                nr_cpus,
+                runnable: cur.loads.get(d.id).map_or(0.0, |l| l.runnable),
+                util: (ran(cur).saturating_sub(ran(prev)) as f64 / dt_ns / nr_cpus as f64)
+                    .clamp(0.0, 1.0),
+            }
+        })
+        .collect()
+}
+
 /// One line of `--stats-json`.
 #[derive(Debug, Serialize)]
 pub struct StatsLine<'a> {
@@ -161,6 +185,8 @@ pub struct StatsLine<'a> {
     pub domains: &'a [DomReport],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub balancer: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tuner: Option<&'a serde_json::Value>,
 }
 
 #[cfg(test)]

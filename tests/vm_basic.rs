@@ -35,6 +35,7 @@ fn vm_basic_2n4l() {
 
     let files = [
         "attached.txt",
+        "second.log",
         "after_load.txt",
         "after_stop.txt",
         "hackbench.txt",
@@ -57,6 +58,20 @@ fn vm_basic_2n4l() {
     c.check(
         field(&attached, "ops").as_deref() == Some("rebal"),
         "attached.txt: root/ops is not `rebal`",
+    );
+    let second = read(&dir.join("second.log"));
+    c.check(
+        field(&second, "second_exit").as_deref() == Some("1"),
+        "second.log: a second scx_rebal did not exit with status 1",
+    );
+    c.check(
+        second.contains("another sched_ext scheduler (rebal) is already running"),
+        "second.log: a second scx_rebal did not say that rebal is already running",
+    );
+    c.check(
+        field(&second, "state_after").as_deref() == Some("enabled")
+            && field(&second, "ops_after").as_deref() == Some("rebal"),
+        "second.log: the refused second instance disturbed the running one",
     );
     let after_load = read(&dir.join("after_load.txt"));
     c.check(

@@ -20,6 +20,12 @@ if wait_for_state enabled 60; then log "sched_ext enabled"; else log "not enable
 record "$out/attached.txt" state scx_state
 record "$out/attached.txt" ops cat /sys/kernel/sched_ext/root/ops
 
+# A second instance must refuse, say why, and leave the first one attached.
+"$sched" >"$out/second.log" 2>&1
+echo "second_exit: $?" >>"$out/second.log"
+record "$out/second.log" state_after scx_state
+record "$out/second.log" ops_after cat /sys/kernel/sched_ext/root/ops
+
 # Load: stress-ng's CPU hogs + fork churn with affinity changes (exercises migration
 # and enqueue paths) while hackbench loops (wakeup-heavy IPC); each run is timed.
 log "load phase"
