@@ -47,10 +47,19 @@ fn snapshot(nodes: usize, doms_per_node: usize, tasks_per_dom: usize) -> Snapsho
                         1..=4 => node_set.clone(),
                         _ => all.clone(),
                     };
+                    // One task in eight is busy (up to a whole CPU), the
+                    // rest light, as on real machines: with thousands of
+                    // candidates, most are under the balancer's
+                    // min_task_load and only the busy ones can be moved.
+                    let load = if rng.next().is_multiple_of(8) {
+                        (heat * rng.unit()).min(1.0)
+                    } else {
+                        heat * rng.unit() * 2.0 / tasks_per_dom as f64
+                    };
                     TaskSnap {
                         pid,
                         dom,
-                        load: heat * rng.unit() * 16.0 / tasks_per_dom as f64,
+                        load,
                         allowed,
                     }
                 })

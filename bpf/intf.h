@@ -82,6 +82,7 @@ enum dom_stat_idx {
 	DSTAT_KICKS,		/* idle CPUs of this domain kicked to pick up work */
 	DSTAT_KICK_GREEDY,	/* ... of which for work queued in another domain */
 	DSTAT_GREEDY_IN,	/* wakeups of other domains' tasks run on an idle CPU here */
+	DSTAT_PREEMPT,		/* running tasks cut short for a waking task due long before */
 	DSTAT_MIGRATED_IN,	/* balancer moves that took effect, arriving here */
 	DSTAT_MIGRATED_OUT,	/* ... and leaving here */
 	DSTAT_RUN_NS,		/* ns the domain's CPUs spent running tasks */

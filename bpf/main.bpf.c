@@ -94,6 +94,12 @@ volatile u64 greedy_kick[DOMMASK_WORDS] = { [0 ... DOMMASK_WORDS - 1] = ~0ULL };
 /* Each domain's virtual clock: the largest vtime that started running. */
 u64 dom_vtime[MAX_DOMS];
 
+/* The deadline of the task each CPU is running (0: none known), for
+ * wakeup preemption (preempt_for()). Written by the CPU itself, read by
+ * others without a lock: a stale value costs one needless or missed
+ * preemption, never correctness. */
+u64 cpu_run_dl[MAX_CPUS];
+
 /* Migration candidates, read by the daemon through the mmapped bss. */
 struct cand_slot cands[MAX_DOMS][NR_CANDS_PER_DOM];
 
@@ -307,32 +313,34 @@ static void dom_load_runnable(struct task_ctx *taskc, u32 dom, s64 sign, u64 now
 	}
 }
 
+/* Add (@sign 1) or take out (-1) @taskc's share of a domain's load. */
+static void dom_load_add(struct dom_load *l, struct task_ctx *taskc, s64 sign)
+{
+	s64 dc = taskc->dcycle;
+
+	l->avg += sign * dc;
+	l->avg_w += sign * dc * taskc->acct_weight;
+	if (taskc->runnable) {
+		l->runnable += sign * DCYCLE_ONE;
+		l->runnable_w += sign * (s64)taskc->acct_weight * DCYCLE_ONE;
+	}
+}
+
 /*
  * Move @taskc's share of load from domain @from to @to: its duty cycle out
  * of one average and into the other, and, if it is runnable, its +1.
+ * Either side may be NO_DOM: a task whose CPUs are all offline has no
+ * home, and no domain counts its load.
  */
 static void dom_load_xfer(struct task_ctx *taskc, u32 from, u32 to, u64 now)
 {
-	struct dom_load *lf, *lt;
-	s64 dc, dcw;
+	struct dom_load *l;
 
 	dcycle_update(taskc, now);
-	lf = dom_load_at(from, now);
-	lt = dom_load_at(to, now);
-	if (!lf || !lt)
-		return;
-	dc = taskc->dcycle;
-	dcw = dc * taskc->acct_weight;
-	lf->avg -= dc;
-	lf->avg_w -= dcw;
-	lt->avg += dc;
-	lt->avg_w += dcw;
-	if (taskc->runnable) {
-		lf->runnable -= DCYCLE_ONE;
-		lf->runnable_w -= (s64)taskc->acct_weight * DCYCLE_ONE;
-		lt->runnable += DCYCLE_ONE;
-		lt->runnable_w += (s64)taskc->acct_weight * DCYCLE_ONE;
-	}
+	if ((l = dom_load_at(from, now)))
+		dom_load_add(l, taskc, -1);
+	if ((l = dom_load_at(to, now)))
+		dom_load_add(l, taskc, 1);
 }
 
 static void publish_candidate(struct task_struct *p, struct task_ctx *taskc, u64 now)
@@ -402,6 +410,20 @@ static int set_home(struct task_struct *p, struct task_ctx *taskc, u32 dom,
 	bpf_cpumask_and(tm, cpus, dm);
 	taskc->dom = dom;
 	return 0;
+}
+
+/*
+ * No home: every CPU the task may use is offline (a per-CPU kthread of an
+ * unplugged CPU, typically, seen when the scheduler restarts after a
+ * hotplug). It cannot run until one comes back, and that is another
+ * hotplug, which restarts the scheduler; meanwhile enqueue sends it to the
+ * fallback queues and no domain counts it.
+ */
+static void set_no_home(struct task_ctx *taskc)
+{
+	if (taskc->mask)
+		bpf_cpumask_clear(taskc->mask);
+	taskc->dom = NO_DOM;
 }
 
 /*
@@ -551,7 +573,7 @@ s32 BPF_STRUCT_OPS(rebal_select_cpu, struct task_struct *p, s32 prev_cpu,
 /* Wake an idle CPU that can take work just queued in @dom: one of the
  * domain first, then one of a lightly used domain nearby (see
  * pick_idle_elsewhere), which finds the work by stealing in dispatch. */
-static void kick_idle(struct task_struct *p, struct task_ctx *taskc, u32 dom)
+static bool kick_idle(struct task_struct *p, struct task_ctx *taskc, u32 dom)
 {
 	const struct cpumask *mask = cast_mask(taskc->mask);
 	s32 cpu = -1;
@@ -564,10 +586,11 @@ static void kick_idle(struct task_struct *p, struct task_ctx *taskc, u32 dom)
 		if (cpu >= 0)
 			stat_add(cpu_to_dom(cpu), DSTAT_KICK_GREEDY, 1);
 	}
-	if (cpu >= 0) {
-		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-		stat_add(cpu_to_dom(cpu), DSTAT_KICKS, 1);
-	}
+	if (cpu < 0)
+		return false;
+	scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	stat_add(cpu_to_dom(cpu), DSTAT_KICKS, 1);
+	return true;
 }
 
 /*
@@ -627,7 +650,7 @@ static u32 freq_now(u32 freq, u64 last_at, u64 now)
  *   more than its share falls behind in vtime like any other.
  */
 static u64 task_deadline(struct task_struct *p, struct task_ctx *taskc,
-			 u64 vtime, u32 dom, u64 now)
+			 u64 vtime, u32 count_dom, u64 now)
 {
 	u64 run = taskc->burst > taskc->avg_runtime ? taskc->burst : taskc->avg_runtime;
 	u32 b = log2_u32(1 + freq_now(taskc->blocked_freq, taskc->last_blocked_at, now));
@@ -637,17 +660,66 @@ static u64 task_deadline(struct task_struct *p, struct task_ctx *taskc,
 	run = run * WEIGHT_NICE0 / (p->scx.weight ?: 1);
 	if (run > DL_RUN_MAX_US * 1000ULL) {
 		run = DL_RUN_MAX_US * 1000ULL;
-		stat_add(dom, DSTAT_DL_CLAMPED, 1);
+		if (count_dom != NO_DOM)
+			stat_add(count_dom, DSTAT_DL_CLAMPED, 1);
 	}
 	if (level > LAT_LEVEL_MAX)
 		level = LAT_LEVEL_MAX;
 	return vtime + run * LAT_SCALE / (LAT_SCALE + level);
 }
 
+/*
+ * Record the deadline of @p, which @cpu is running, for preempt_for(). The
+ * time it has run since running() counts as if charged already: a task
+ * whose slice dispatch() renewed gets no new running()/stopping() pair,
+ * and must not look younger than it is.
+ */
+static void note_running_dl(struct task_struct *p, struct task_ctx *taskc,
+			    s32 cpu, u64 now)
+{
+	u64 *run_dl = MEMBER_VPTR(cpu_run_dl, [cpu]);
+	u64 ran = now - taskc->running_at, burst = taskc->burst;
+	u64 dl;
+
+	if (!run_dl || fifo_mode)
+		return;
+	taskc->burst += ran;
+	dl = task_deadline(p, taskc, taskc->vtime + ran * WEIGHT_NICE0 / (p->scx.weight ?: 1),
+			   NO_DOM, now);
+	taskc->burst = burst;
+	*run_dl = dl;
+}
+
+/*
+ * @p woke up, was queued in @dom with deadline @dl, and no idle CPU could
+ * be kicked for it. Without preemption it would wait for a slice to end
+ * on one of the domain's CPUs: a whole slice in the worst case, which is
+ * exactly the wakeup latency a game's frame thread or an audio callback
+ * cannot afford. So if the CPU it was placed on runs a task due more than
+ * a slice after @p, that task has had its turn: cut it short. The slice
+ * of margin keeps tasks of about the same standing (two CPU hogs, two
+ * hackbench workers) from preempting each other back and forth. One
+ * lookup, no search: select_cpu already chose the CPU (its previous one,
+ * in the home domain, when it could).
+ */
+static void preempt_for(struct task_struct *p, u32 dom, u64 dl)
+{
+	s32 cpu = scx_bpf_task_cpu(p);
+	u64 *run_dl = MEMBER_VPTR(cpu_run_dl, [cpu]);
+
+	if (!run_dl || !*run_dl || cpu_to_dom(cpu) != dom)
+		return;
+	if (time_before(dl + slice_ns, *run_dl)) {
+		*run_dl = 0;	/* once per running task is enough */
+		scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+		stat_add(dom, DSTAT_PREEMPT, 1);
+	}
+}
+
 void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *taskc = lookup_task_ctx(p);
-	u64 vtime, floor, slice = slice_ns;
+	u64 vtime, floor, dl = 0, slice = slice_ns;
 	u32 dom;
 
 	if (!taskc) {
@@ -677,9 +749,8 @@ void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 		if (time_before(vtime, floor))
 			vtime = floor;
 		taskc->vtime = vtime;
-		scx_bpf_dsq_insert_vtime(p, dom, slice,
-					 task_deadline(p, taskc, vtime, dom, scx_bpf_now()),
-					 enq_flags);
+		dl = task_deadline(p, taskc, vtime, dom, scx_bpf_now());
+		scx_bpf_dsq_insert_vtime(p, dom, slice, dl, enq_flags);
 	}
 	stat_add(dom, DSTAT_ENQUEUED, 1);
 	/*
@@ -692,7 +763,8 @@ void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 	if (scx_bpf_task_running(p) &&
 	    cpu_to_dom(bpf_get_smp_processor_id()) == dom)
 		return;
-	kick_idle(p, taskc, dom);
+	if (!kick_idle(p, taskc, dom) && (enq_flags & SCX_ENQ_WAKEUP) && !fifo_mode)
+		preempt_for(p, dom, dl);
 }
 
 void BPF_STRUCT_OPS(rebal_dispatch, s32 cpu, struct task_struct *prev)
@@ -726,6 +798,7 @@ void BPF_STRUCT_OPS(rebal_dispatch, s32 cpu, struct task_struct *prev)
 		if (taskc->dom == dom) {
 			prev->scx.slice = slice_ns;
 			stat_add(dom, DSTAT_KEPT, 1);
+			note_running_dl(prev, taskc, cpu, scx_bpf_now());
 			return;
 		}
 	}
@@ -780,6 +853,7 @@ void BPF_STRUCT_OPS(rebal_running, struct task_struct *p)
 	taskc->running_at = scx_bpf_now();
 	dom = taskc->dom;
 	dom_clock_advance(dom, taskc->vtime);
+	note_running_dl(p, taskc, bpf_get_smp_processor_id(), taskc->running_at);
 }
 
 void BPF_STRUCT_OPS(rebal_stopping, struct task_struct *p, bool runnable)
@@ -826,14 +900,13 @@ void BPF_STRUCT_OPS(rebal_set_cpumask, struct task_struct *p,
 		return;
 	refresh_dom_mask(taskc, cpumask);
 	dom = from = taskc->dom;
-	if (!dom_in_mask(taskc->dom_mask, dom)) {
+	if (!dom_in_mask(taskc->dom_mask, dom))
 		dom = first_allowed_dom(taskc, node_of(dom));
-		if (dom == NO_DOM) {
-			scx_bpf_error("pid %d: affinity reaches no domain", p->pid);
-			return;
-		}
-	}
-	if (!set_home(p, taskc, dom, cpumask) && dom != from)
+	if (dom == NO_DOM)
+		set_no_home(taskc);
+	else if (set_home(p, taskc, dom, cpumask))
+		return;
+	if (dom != from)
 		dom_load_xfer(taskc, from, dom, scx_bpf_now());
 }
 
@@ -860,11 +933,9 @@ s32 BPF_STRUCT_OPS(rebal_init_task, struct task_struct *p,
 	dom = cpu_to_dom(scx_bpf_task_cpu(p));
 	if (dom >= nr_doms || !dom_in_mask(taskc->dom_mask, dom))
 		dom = first_allowed_dom(taskc, node_of(dom < MAX_DOMS ? dom : 0));
-	if (dom == NO_DOM) {
-		scx_bpf_error("pid %d (%s): affinity reaches no domain", p->pid, p->comm);
-		return -EINVAL;
-	}
-	if (set_home(p, taskc, dom, p->cpus_ptr))
+	if (dom == NO_DOM)
+		set_no_home(taskc);
+	else if (set_home(p, taskc, dom, p->cpus_ptr))
 		return -ENOENT;
 	taskc->vtime = dom_clock(dom);
 	taskc->dcycle_at = scx_bpf_now();

@@ -30,6 +30,9 @@ use scx_rebal::stats::{self, StatsLine};
 use scx_rebal::topology::Topology;
 use scx_rebal::tuner::{Tuner, TunerConfig, Tuning};
 
+/// Loads tried in a row after a restart request before giving up.
+const RESTART_RETRIES: u32 = 5;
+
 /// Rounds a moved task is left where it was put (see balance_round).
 const MOVE_COOLDOWN_ROUNDS: u64 = 3;
 
@@ -78,7 +81,7 @@ struct Opts {
     /// Seconds between two tuner ticks (slice and lightly-used domains).
     #[arg(long, value_name = "SECS",
           default_value_t = bpf_intf::consts_TUNE_INTERVAL_MS_DFL as f64 / 1000.0,
-          value_parser = tune_secs)]
+          allow_negative_numbers = true, value_parser = tune_secs)]
     tune_interval: f64,
 
     /// A domain whose CPUs were busy less than PCT percent of the last tuner
@@ -108,11 +111,11 @@ struct Opts {
 
     /// Half-life of the load averages, in seconds.
     #[arg(long, default_value_t = bpf_intf::consts_LOAD_HALF_LIFE_MS_DFL as f64 / 1000.0,
-          value_parser = positive_secs)]
+          allow_negative_numbers = true, value_parser = positive_secs)]
     load_half_life: f64,
 
     /// Seconds between two balancing rounds (and two --stats-json lines).
-    #[arg(long, default_value_t = 2.0, value_parser = positive_secs)]
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true, value_parser = positive_secs)]
     interval: f64,
 
     /// When a domain has no idle CPU for new work, do not wake idle CPUs of
@@ -146,7 +149,7 @@ struct Opts {
 
     /// Stop by itself after scheduling for SECS seconds (counted from the
     /// moment it attached).
-    #[arg(long, value_name = "SECS", value_parser = positive_secs)]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = positive_secs)]
     run_for: Option<f64>,
 
     /// More logging (-v: per-interval summaries, -vv: libbpf debug).
@@ -533,9 +536,11 @@ fn run(opts: &Opts) -> Result<bool> {
         println!("{}", build_domains(opts)?.to_json());
         return Ok(true);
     }
+    // The options first (a bad one is reported wherever it is run), then
+    // the machine: root, sched_ext, nobody else attached.
     check_opts(opts)?;
-    // Check the options that need the topology before anything else.
     build_domains(opts)?;
+    let mut sink = opts.stats_json.as_deref().map(Sink::open).transpose()?;
     sched::preflight()?;
 
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -543,21 +548,52 @@ fn run(opts: &Opts) -> Result<bool> {
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
         .context("installing the SIGINT/SIGTERM handler")?;
 
-    let mut sink = opts.stats_json.as_deref().map(Sink::open).transpose()?;
     let mut deadline = None;
+    let (mut restarts, mut failed) = (0u32, 0u32);
     loop {
-        match run_once(opts, &shutdown, &mut deadline, &mut sink)? {
-            Ended::Stopped => return Ok(true),
-            Ended::Ejected { restart: true } => {
-                warn!("the kernel asked for a restart (CPU hotplug?): re-reading the topology");
+        match run_once(opts, &shutdown, &mut deadline, &mut sink) {
+            Ok(Ended::Stopped) => return Ok(true),
+            Ok(Ended::Ejected { restart: true }) => {
+                restarts += 1;
+                failed = 0;
+                warn!(
+                    "the kernel asked for a restart (CPU hotplug?): re-reading the topology \
+                     (restart {restarts})"
+                );
             }
-            Ended::Ejected { restart: false } => return Ok(false),
+            Ok(Ended::Ejected { restart: false }) => return Ok(false),
+            // Right after a hotplug the topology may still be settling (a
+            // CPU read as online is gone by the time BPF loads): try again,
+            // a few times, rather than leave the machine to the default
+            // scheduler for good.
+            Err(e) if restarts > 0 && failed < RESTART_RETRIES => {
+                if shutdown.load(Ordering::Relaxed) {
+                    return Ok(true);
+                }
+                failed += 1;
+                warn!("restart {restarts} failed ({e:#}); trying again in 1 s");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e),
         }
     }
 }
 
 fn main() -> ExitCode {
-    let opts = Opts::parse();
+    // Exit status 2 means "the kernel ejected the scheduler" to harnesses,
+    // so a bad command line exits 1 like every other refusal (clap's own
+    // default would be 2). --help and --version exit 0.
+    let opts = match Opts::try_parse() {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     init_logging(opts.verbose);
     match run(&opts) {
         Ok(true) => ExitCode::SUCCESS,

@@ -35,6 +35,7 @@ pub const DSTAT_NAMES: [&str; NR_DSTATS] = [
     "kicks",
     "kick_greedy",
     "greedy_in",
+    "preempt",
     "migrated_in",
     "migrated_out",
     "run_ns",

@@ -19,7 +19,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use common::{Checks, fresh_rwdir, read, repo_root, sched_binary, vm_run};
+use common::read;
 
 /// The stats lines of a phase, without the last one (the whole-run summary).
 fn stats_lines(text: &str) -> Vec<serde_json::Value> {
@@ -192,24 +192,7 @@ fn ratio(v: &[f64]) -> f64 {
 
 #[test]
 fn balancer_evens_out_domains_and_moves_take_effect() {
-    let dir = fresh_rwdir("vm_balance");
-    let script = repo_root().join("tests/vm/balance.sh");
-    let run = vm_run(
-        "2n4l",
-        &dir,
-        900,
-        &[
-            "sh",
-            &script.to_string_lossy(),
-            &sched_binary().to_string_lossy(),
-            &dir.to_string_lossy(),
-        ],
-    );
-    let mut c = Checks::default();
-    c.check(
-        run.status == Some(0),
-        format!("guest script exit status {:?}", run.status),
-    );
+    let (dir, mut c) = common::run_guest_script("vm_balance", "balance.sh", 900, &[]);
     for phase in ["nobalance", "balance"] {
         let st = read(&dir.join(format!("{phase}.state.txt")));
         c.check(
@@ -274,10 +257,7 @@ fn balancer_evens_out_domains_and_moves_take_effect() {
     for (pid, n) in &on.hog_moves {
         c.check(*n <= 2, format!("hog {pid} was moved {n} times"));
     }
-    let dmesg = read(&dir.join("dmesg.txt"));
-    for bad in ["runnable task stall", "scx_bpf_error", "BUG:"] {
-        c.check(!dmesg.contains(bad), format!("dmesg contains {bad:?}"));
-    }
+    common::check_dmesg(&mut c, &dir);
     c.finish(
         &dir,
         &[

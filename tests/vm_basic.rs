@@ -6,32 +6,9 @@ mod common;
 
 use common::{Checks, field, read};
 
-/// dmesg lines that mean the scheduler misbehaved (or the kernel ejected it).
-const BAD_DMESG: &[&str] = &[
-    "runnable task stall",
-    "watchdog failed",
-    "scx_bpf_error",
-    "BUG:",
-    "sched_ext: BPF scheduler \"rebal\" errored",
-];
-
 #[test]
 fn vm_basic_2n4l() {
-    let root = common::repo_root();
-    let dir = common::fresh_rwdir("vm_basic_2n4l");
-    let sched = common::sched_binary();
-    let script = root.join("tests/vm/basic.sh");
-    let run = common::vm_run(
-        "2n4l",
-        &dir,
-        900,
-        &[
-            "sh",
-            script.to_str().unwrap(),
-            sched.to_str().unwrap(),
-            dir.to_str().unwrap(),
-        ],
-    );
+    let (dir, mut c) = common::run_guest_script("vm_basic_2n4l", "basic.sh", 900, &[]);
 
     let files = [
         "attached.txt",
@@ -44,11 +21,6 @@ fn vm_basic_2n4l() {
         "dmesg.txt",
         "vm-run.log",
     ];
-    let mut c = Checks::default();
-    c.check(
-        run.status == Some(0),
-        format!("vm-run exited with {:?}", run.status),
-    );
 
     let attached = read(&dir.join("attached.txt"));
     c.check(
@@ -92,13 +64,7 @@ fn vm_basic_2n4l() {
         "sched.log lacks `unregistered from user space` (no clean detach on SIGINT)",
     );
 
-    let dmesg = read(&dir.join("dmesg.txt"));
-    c.check(!dmesg.is_empty(), "dmesg.txt is missing or empty");
-    for bad in BAD_DMESG {
-        if let Some(line) = dmesg.lines().find(|l| l.contains(bad)) {
-            c.0.push(format!("dmesg has `{bad}`: {line}"));
-        }
-    }
+    common::check_dmesg(&mut c, &dir);
 
     check_stats(&mut c, &read(&dir.join("stats.jsonl")));
     c.finish(&dir, &files);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Checks, field, fresh_rwdir, read, repo_root, sched_binary, vm_run};
+use common::{field, read};
 
 fn lines(text: &str) -> Vec<serde_json::Value> {
     text.lines()
@@ -31,24 +31,7 @@ fn scheduled(stats: &str) -> u64 {
 
 #[test]
 fn tuner_fifo_and_partial() {
-    let dir = fresh_rwdir("vm_modes");
-    let script = repo_root().join("tests/vm/modes.sh");
-    let run = vm_run(
-        "2n4l",
-        &dir,
-        900,
-        &[
-            "sh",
-            &script.to_string_lossy(),
-            &sched_binary().to_string_lossy(),
-            &dir.to_string_lossy(),
-        ],
-    );
-    let mut c = Checks::default();
-    c.check(
-        run.status == Some(0),
-        format!("guest script exit status {:?}", run.status),
-    );
+    let (dir, mut c) = common::run_guest_script("vm_modes", "modes.sh", 900, &[]);
     let modes = read(&dir.join("modes.txt"));
 
     // Tuner: longest slice idle, shorter under 16 hogs on 8 CPUs, longest again.
@@ -126,10 +109,7 @@ fn tuner_fifo_and_partial() {
     );
     eprintln!("slices {slices:?}\npartial: plain {plain} events, ext {ext} events");
 
-    let dmesg = read(&dir.join("dmesg.txt"));
-    for bad in ["runnable task stall", "scx_bpf_error", "BUG:", "errored"] {
-        c.check(!dmesg.contains(bad), format!("dmesg contains {bad:?}"));
-    }
+    common::check_dmesg(&mut c, &dir);
     c.finish(
         &dir,
         &[

@@ -87,6 +87,56 @@ pub fn vm_run(shape: &str, rwdir: &Path, timeout_secs: u32, args: &[&str]) -> Vm
     }
 }
 
+/// Boots a 2-node, 4-LLC guest and runs tests/vm/`script` in it as
+/// `sh SCRIPT SCHED_BINARY RWDIR ARGS...`, in a fresh rwdir named `name`.
+/// Returns the rwdir and the checks, the guest's exit status among them.
+pub fn run_guest_script(
+    name: &str,
+    script: &str,
+    timeout_secs: u32,
+    args: &[&str],
+) -> (PathBuf, Checks) {
+    let dir = fresh_rwdir(name);
+    let script = repo_root().join("tests/vm").join(script);
+    let (script, sched, rw) = (
+        script.to_string_lossy().into_owned(),
+        sched_binary().to_string_lossy().into_owned(),
+        dir.to_string_lossy().into_owned(),
+    );
+    let mut argv = vec!["sh", script.as_str(), sched.as_str(), rw.as_str()];
+    argv.extend_from_slice(args);
+    let run = vm_run("2n4l", &dir, timeout_secs, &argv);
+    let mut c = Checks::default();
+    c.check(
+        run.status == Some(0),
+        format!("the guest script exited with {:?}", run.status),
+    );
+    (dir, c)
+}
+
+/// Kernel messages that mean the scheduler misbehaved, was ejected, or the
+/// guest kernel itself went wrong.
+pub const BAD_DMESG: &[&str] = &[
+    "runnable task stall",
+    "watchdog failed",
+    "scx_bpf_error",
+    "BUG:",
+    "Oops",
+    "sched_ext: BPF scheduler \"rebal\" errored",
+];
+
+/// Fails `c` for every line of the guest's dmesg.txt that has a BAD_DMESG
+/// message, and when the file is missing.
+pub fn check_dmesg(c: &mut Checks, dir: &Path) {
+    let dmesg = read(&dir.join("dmesg.txt"));
+    c.check(!dmesg.is_empty(), "dmesg.txt is missing or empty");
+    for bad in BAD_DMESG {
+        if let Some(line) = dmesg.lines().find(|l| l.contains(bad)) {
+            c.0.push(format!("dmesg has `{bad}`: {line}"));
+        }
+    }
+}
+
 /// A file's contents, or "" when it is missing (the asserts then say what is absent).
 pub fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_default()

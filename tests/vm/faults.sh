@@ -1,0 +1,143 @@
+#!/bin/sh
+# Guest side of tests/vm_faults.rs: bad days for a scheduler, under load.
+#  1. CPU hotplug cycles: each change makes the kernel eject scx_rebal with
+#     a restart request; it must come back, with the new topology, every time.
+#  2. Storms for SOAK seconds: affinity changes (stress-ng and hogs re-pinned
+#     many times a second), fork/exit churn, nice changes, a SCHED_FIFO task
+#     beside it, cgroup moves.
+#  3. SIGKILL of the daemon: the kernel falls back to its default scheduler,
+#     every task keeps running, and a new scx_rebal starts cleanly.
+# Usage: faults.sh SCHED_BINARY OUTDIR CYCLES SOAK_SECS
+set -u
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/lib.sh"
+mkdir -p "$2"
+sched=$(realpath -m "$1") out=$(realpath "$2") cycles=$3 soak=$4
+cd /tmp || exit 1
+res=$out/faults.txt
+: >"$res"
+
+restarts() { grep -c "asked for a restart" "$out/sched.log"; }
+# settled LABEL BEFORE: waits for a restart beyond BEFORE, then for the
+# scheduler to be attached again; records LABEL: ok / LABEL: FAIL <why>.
+settled() {
+    _end=$(($(date +%s) + 90))
+    while [ "$(restarts)" -le "$2" ]; do
+        if [ "$(date +%s)" -ge "$_end" ]; then
+            echo "$1: FAIL no restart (state $(scx_state))" >>"$res"
+            return
+        fi
+        sleep 0.5
+    done
+    if wait_for_state enabled 90 && [ "$(cat /sys/kernel/sched_ext/root/ops)" = rebal ]; then
+        echo "$1: ok" >>"$res"
+    else
+        echo "$1: FAIL not attached again (state $(scx_state))" >>"$res"
+    fi
+}
+hogs_alive() {
+    _dead=0
+    for _p in $hogs; do kill -0 "$_p" 2>/dev/null || _dead=$((_dead + 1)); done
+    echo "$1: $_dead dead" >>"$res"
+}
+setcpu() { echo "$2" >"/sys/devices/system/cpu/cpu$1/online"; }
+
+"$sched" --stats-json "$out/stats.jsonl" --interval 1 >"$out/sched.log" 2>&1 &
+pid=$!
+wait_for_state enabled 60 || echo "start: FAIL not enabled" >>"$res"
+hogs=""
+for _ in 1 2 3 4 5 6 7 8; do
+    sh -c 'while :; do :; done' >/dev/null 2>&1 &
+    hogs="$hogs $!"
+done
+
+log "hotplug: $cycles cycles"
+i=1
+while [ "$i" -le "$cycles" ]; do
+    # Odd cycles take one CPU of domain 1 away, even ones the whole domain
+    # (its two CPUs: the domain disappears), and node 1's CPU 6 as well.
+    n=$(restarts)
+    if [ $((i % 2)) -eq 1 ]; then setcpu 3 0; else setcpu 3 0; setcpu 2 0; fi
+    setcpu 6 0
+    settled "cycle $i offline" "$n"
+    "$sched" --dump-domains 2>&1 | tr -d ' \n' >>"$out/domains-$i.json"
+    n=$(restarts)
+    setcpu 2 1; setcpu 3 1; setcpu 6 1
+    settled "cycle $i online" "$n"
+    i=$((i + 1))
+done
+record "$res" online cat /sys/devices/system/cpu/online
+hogs_alive "after hotplug"
+
+log "storms: $soak s"
+before=$(restarts)
+stress-ng --affinity 2 --fork 2 --timeout "${soak}s" --metrics-brief --temp-path /tmp \
+    >"$out/stress-ng.log" 2>&1 &
+stress=$!
+# Hogs re-pinned to random CPUs many times a second, and reniced.
+(
+    end=$(($(date +%s) + soak)) k=0
+    while [ "$(date +%s)" -lt "$end" ]; do
+        for p in $hogs; do
+            k=$((k + 1))
+            taskset -pc $((k % 8)) "$p" >/dev/null 2>&1
+            renice -n $((k % 20 - 5)) -p "$p" >/dev/null 2>&1
+        done
+        echo "$k" >"$out/repins"
+    done
+) &
+repin=$!
+# A SCHED_FIFO task waking every 10 ms beside scx_rebal's tasks.
+chrt -f 10 sh -c 'while :; do sleep 0.01; done' >/dev/null 2>&1 &
+fifo=$!
+# cgroup moves, where cgroup2 is mounted.
+cg=/sys/fs/cgroup
+if [ -w "$cg/cgroup.procs" ] && mkdir -p "$cg/rebal-a" "$cg/rebal-b" 2>/dev/null; then
+    (
+        end=$(($(date +%s) + soak)) k=0
+        while [ "$(date +%s)" -lt "$end" ]; do
+            for p in $hogs; do
+                k=$((k + 1))
+                echo "$p" >"$cg/rebal-$(if [ $((k % 2)) -eq 0 ]; then echo a; else echo b; fi)/cgroup.procs"
+            done
+            echo "$k" >"$out/cgmoves"
+            sleep 0.1
+        done
+    ) &
+    cgmover=$!
+else
+    echo "cgroup: not available" >>"$res"
+    cgmover=""
+fi
+wait "$stress"
+echo "stress_rc: $?" >>"$res"
+wait "$repin"
+[ -n "$cgmover" ] && wait "$cgmover"
+kill "$fifo"
+record "$res" after_storms scx_state
+record "$res" after_storms_ops cat /sys/kernel/sched_ext/root/ops
+echo "storm_restarts: $(($(restarts) - before))" >>"$res"
+echo "repins: $(cat "$out/repins" 2>/dev/null)" >>"$res"
+echo "cgmoves: $(cat "$out/cgmoves" 2>/dev/null)" >>"$res"
+hogs_alive "after storms"
+
+log "SIGKILL"
+kill -KILL "$pid"
+wait "$pid"
+if wait_for_state disabled 30; then echo "killed: ok" >>"$res"; else echo "killed: FAIL $(scx_state)" >>"$res"; fi
+sleep 2
+hogs_alive "after SIGKILL"
+record "$res" after_kill_hackbench sh -c 'hackbench -g 2 -l 20 >/dev/null && echo ran'
+"$sched" >"$out/sched2.log" 2>&1 &
+pid=$!
+if wait_for_state enabled 60; then echo "restarted: ok" >>"$res"; else echo "restarted: FAIL" >>"$res"; fi
+hackbench -g 2 -l 20 >/dev/null 2>&1
+echo "restarted_hackbench_rc: $?" >>"$res"
+kill -INT "$pid"
+wait "$pid"
+echo "restarted_exit: $?" >>"$res"
+# shellcheck disable=SC2086
+kill $hogs
+wait_for_state disabled 30
+dmesg >"$out/dmesg.txt"
+log "done"
