@@ -5,6 +5,9 @@
 //! Busy time per domain proves nothing here: idle CPUs steal, so every CPU is
 //! busy either way. What balancing changes is each hog's home, and so whether
 //! it runs on its home LLC or is dragged around by stealing. Checked:
+//! - busy time per domain over the second half, from the guest's /proc/stat,
+//!   within 1.25x (the issue's measure; it holds without balancing too,
+//!   since idle CPUs steal, so it is reported for both phases);
 //! - the domains' loads (scx_rebal's own figures) end even with balancing and
 //!   stay piled on domain 0 without it;
 //! - measured by the guest kernel, not by scx_rebal: in the second half of
@@ -85,6 +88,8 @@ fn moves(log: &str) -> Vec<(u32, usize)> {
 
 /// What one phase measured.
 struct Phase {
+    /// Busy jiffies per domain over the second half (guest /proc/stat).
+    busy: Vec<f64>,
     /// Mean load per domain over the settled part (t >= 20 s).
     settled_load: Vec<f64>,
     /// Steals into any domain per second over the settled part.
@@ -105,6 +110,7 @@ fn measure(dir: &Path, name: &str) -> Phase {
         .iter()
         .filter(|l| l["t"].as_f64().unwrap_or(0.0) >= 20.0)
         .collect();
+    let busy = domain_busy(dir, name, &doms);
     let mut settled_load = vec![0.0; doms.len()];
     for l in &settled {
         for (acc, v) in settled_load.iter_mut().zip(dom_field(l, "load")) {
@@ -163,9 +169,11 @@ fn measure(dir: &Path, name: &str) -> Phase {
     let home_share = at_home as f64 / late.len().max(1) as f64;
 
     let report = format!(
-        "{name}: settled load per domain {:?}, {:.0} steals/s, hogs at home in {at_home} of {} \
+        "{name}: busy jiffies per domain (2nd half, /proc/stat) {busy:?}, busiest/least {:.2}; \
+         settled load per domain {:?}, {:.0} steals/s, hogs at home in {at_home} of {} \
          late samples ({:.0}%), homes {home:?}, moves per hog {hog_moves:?}, {migrated} moves took \
          effect\n",
+        ratio(&busy),
         settled_load
             .iter()
             .map(|l| (l * 100.0).round() / 100.0)
@@ -175,6 +183,7 @@ fn measure(dir: &Path, name: &str) -> Phase {
         home_share * 100.0
     );
     Phase {
+        busy,
         settled_load,
         steals_per_s,
         home_share,
@@ -182,6 +191,37 @@ fn measure(dir: &Path, name: &str) -> Phase {
         migrated,
         report,
     }
+}
+
+/// Busy jiffies (user + nice + system + irq + softirq) per CPU in a
+/// snapshot of /proc/stat's cpuN lines.
+fn busy_per_cpu(text: &str) -> BTreeMap<usize, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let cpu = f.first()?.strip_prefix("cpu")?.parse().ok()?;
+            let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            Some((cpu, n(1) + n(2) + n(3) + n(6) + n(7)))
+        })
+        .collect()
+}
+
+/// Busy share of each domain's CPUs over a phase's second half, measured
+/// by the guest kernel (not by scx_rebal).
+fn domain_busy(dir: &Path, name: &str, doms: &BTreeMap<usize, BTreeSet<usize>>) -> Vec<f64> {
+    let a = busy_per_cpu(&read(&dir.join(format!("{name}.stat0"))));
+    let b = busy_per_cpu(&read(&dir.join(format!("{name}.stat1"))));
+    doms.values()
+        .map(|cpus| {
+            cpus.iter()
+                .map(|c| {
+                    b.get(c)
+                        .unwrap_or(&0)
+                        .saturating_sub(*a.get(c).unwrap_or(&0)) as f64
+                })
+                .sum::<f64>()
+        })
+        .collect()
 }
 
 fn ratio(v: &[f64]) -> f64 {
@@ -232,6 +272,17 @@ fn balancer_evens_out_domains_and_moves_take_effect() {
         format!(
             "with balancing, busiest/least loaded domain = {:.2} > 1.5",
             ratio(&on.settled_load)
+        ),
+    );
+    // The issue's measure, from the guest kernel: busy time per domain even
+    // to 1.25x. (Stealing evens busy time without balancing too, so this
+    // alone would not prove the moves; the home checks below do.)
+    c.check(
+        on.busy.len() == 4 && ratio(&on.busy) <= 1.25,
+        format!(
+            "with balancing, busiest/least busy domain (/proc/stat) = {:.2} > 1.25: {:?}",
+            ratio(&on.busy),
+            on.busy
         ),
     );
     c.check(

@@ -38,9 +38,15 @@ phase() {
     : >"$out/$name.where"
     # Builtins only in the loop (read, set, printf): forks are slow under TCG.
     end=$(($(date +%s) + 30))
+    half=$(($(date +%s) + 15))
     s=0
     while [ "$(date +%s)" -lt "$end" ]; do
         s=$((s + 1))
+        # Busy time per CPU over the second half, from the guest kernel.
+        if [ "$half" -gt 0 ] && [ "$(date +%s)" -ge "$half" ]; then
+            grep '^cpu[0-9]' /proc/stat >"$out/$name.stat0"
+            half=0
+        fi
         for p in $pids; do
             read -r l <"/proc/$p/stat"
             # shellcheck disable=SC2086 # split the stat line into fields
@@ -50,6 +56,7 @@ phase() {
         done
         sleep 0.5
     done
+    grep '^cpu[0-9]' /proc/stat >"$out/$name.stat1"
     record "$out/$name.state.txt" loaded scx_state
     # shellcheck disable=SC2086
     kill $pids
