@@ -65,7 +65,6 @@ UEI_DEFINE(uei);
 
 /* Filled in by the daemon before load. */
 const volatile u32 nr_doms = 1;
-const volatile u32 nr_nodes = 1;
 const volatile u32 nr_cpu_ids = 1;
 const volatile bool smt_enabled;
 const volatile u64 load_half_life_ns = LOAD_HALF_LIFE_MS_DFL * 1000000ULL;

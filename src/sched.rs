@@ -122,7 +122,6 @@ impl<'a> Scheduler<'a> {
             .as_mut()
             .context("BPF object has no rodata")?;
         rodata.nr_doms = domains.domains.len() as u32;
-        rodata.nr_nodes = domains.nodes.len() as u32;
         rodata.nr_cpu_ids = nr_cpu_ids as u32;
         rodata.smt_enabled = domains.smt;
         rodata.load_half_life_ns = cfg.load_half_life_ns;
