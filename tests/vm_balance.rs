@@ -289,9 +289,12 @@ fn balancer_evens_out_domains_and_moves_take_effect() {
         on.migrated >= 6.0,
         format!("only {} moves took effect", on.migrated),
     );
-    // The moves took effect: hogs run at their new homes.
+    // The moves took effect: hogs run at their new homes. Without balancing
+    // a hog's last CPU is often still in domain 0 (it waits there until an
+    // idle CPU steals it), so its share at home varies from run to run
+    // (34% and 53% seen); compare the share *away* from home instead.
     c.check(
-        on.home_share >= 0.6 && on.home_share >= 2.0 * off.home_share,
+        on.home_share >= 0.8 && (1.0 - on.home_share) <= 0.5 * (1.0 - off.home_share),
         format!(
             "hogs at home {:.0}% of the time with balancing vs {:.0}% without",
             on.home_share * 100.0,
