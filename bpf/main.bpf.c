@@ -99,6 +99,17 @@ u64 dom_vtime[MAX_DOMS];
  * preemption, never correctness. */
 u64 cpu_run_dl[MAX_CPUS];
 
+/* How many tasks wait in each domain's DSQ, as of the last enqueue or
+ * dispatch that touched it: a gauge for the stats, read by the daemon
+ * through the mmapped bss (it cannot ask the DSQ itself). */
+u32 dom_queued[MAX_DOMS];
+
+static void note_queued(u32 dom)
+{
+	if (dom < MAX_DOMS)
+		dom_queued[dom] = scx_bpf_dsq_nr_queued(dom);
+}
+
 /* Migration candidates, read by the daemon through the mmapped bss. */
 struct cand_slot cands[MAX_DOMS][NR_CANDS_PER_DOM];
 
@@ -752,6 +763,7 @@ void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_dsq_insert_vtime(p, dom, slice, dl, enq_flags);
 	}
 	stat_add(dom, DSTAT_ENQUEUED, 1);
+	note_queued(dom);
 	/*
 	 * A task re-queued at the end of its slice on a CPU of its own domain
 	 * is picked up by that CPU's dispatch right after this. Kicking an
@@ -775,8 +787,10 @@ void BPF_STRUCT_OPS(rebal_dispatch, s32 cpu, struct task_struct *prev)
 		return;
 	if (scx_bpf_dsq_move_to_local(dom, 0)) {
 		stat_add(dom, DSTAT_DISPATCHED, 1);
+		note_queued(dom);
 		return;
 	}
+	note_queued(dom);
 
 	/*
 	 * Nothing else queued here, but the task whose slice just ended can
@@ -811,6 +825,7 @@ void BPF_STRUCT_OPS(rebal_dispatch, s32 cpu, struct task_struct *prev)
 		if (scx_bpf_dsq_move_to_local(victim, 0)) {
 			stat_add(dom, DSTAT_STEAL_IN, 1);
 			stat_add(victim, DSTAT_STEAL_OUT, 1);
+			note_queued(victim);
 			if (node_of(victim) != node_of(dom))
 				stat_add(dom, DSTAT_STEAL_XNODE, 1);
 			return;

@@ -22,6 +22,7 @@ pub mod bpf_skel {
 pub mod balancer;
 pub mod domains;
 pub mod load;
+pub mod monitor;
 pub mod sched;
 pub mod stats;
 pub mod topology;

@@ -209,8 +209,7 @@ mod tests {
             cpus: vec![id],
             load,
             dcycle,
-            util: 0.0,
-            totals: Default::default(),
+            ..Default::default()
         }
     }
 

@@ -11,10 +11,11 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::mem::MaybeUninit;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -25,8 +26,9 @@ use scx_rebal::balancer::{self, BalancerConfig, Reason};
 use scx_rebal::bpf_intf;
 use scx_rebal::domains::Domains;
 use scx_rebal::load;
+use scx_rebal::monitor;
 use scx_rebal::sched::{self, LoadConfig, Scheduler};
-use scx_rebal::stats::{self, StatsLine};
+use scx_rebal::stats::{self, BalancerTotals, SchedStats};
 use scx_rebal::topology::Topology;
 use scx_rebal::tuner::{Tuner, TunerConfig, Tuning};
 
@@ -143,9 +145,28 @@ struct Opts {
     no_load_balance: bool,
 
     /// Append one JSON object per interval (and one at exit) to FILE, or to
-    /// stdout with "-".
+    /// stdout with "-". The fields are those of --help-stats.
     #[arg(long, value_name = "FILE")]
     stats_json: Option<String>,
+
+    /// Print a table of the scheduler's figures every SECS seconds while
+    /// scheduling (to stdout; the same table as --monitor).
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = positive_secs)]
+    stats: Option<f64>,
+
+    /// Load nothing: attach to the scx_rebal running on this machine (its
+    /// stats socket, /var/run/scx/root/stats, root only) and print its table
+    /// every SECS seconds, waiting for one to start if none is running.
+    /// Stop with Ctrl-C.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = positive_secs,
+          conflicts_with_all = ["dump_domains", "stats", "stats_json", "run_for", "cpumasks",
+                                "sysfs_root", "help_stats"])]
+    monitor: Option<f64>,
+
+    /// Describe every field of the stats (--stats-json lines, the stats
+    /// socket, the --stats table) and exit.
+    #[arg(long)]
+    help_stats: bool,
 
     /// Stop by itself after scheduling for SECS seconds (counted from the
     /// moment it attached).
@@ -182,6 +203,11 @@ fn check_opts(opts: &Opts) -> Result<()> {
             "--slice-min-us {} is more than --slice-max-us {}",
             opts.slice_min_us,
             opts.slice_max_us
+        );
+    }
+    if opts.stats.is_some() && opts.stats_json.as_deref() == Some("-") {
+        anyhow::bail!(
+            "--stats and --stats-json - both write to stdout; give --stats-json a file instead"
         );
     }
     if opts.tune_interval > opts.interval {
@@ -270,147 +296,202 @@ enum Ended {
     Ejected { restart: bool },
 }
 
-fn run_once(
-    opts: &Opts,
-    shutdown: &AtomicBool,
-    deadline: &mut Option<Instant>,
-    sink: &mut Option<Sink>,
-) -> Result<Ended> {
-    let domains = build_domains(opts)?;
-    for d in &domains.domains {
-        info!("domain {} node {} cpus {:?}", d.id, d.node, d.cpus);
-    }
-    let mut tuner = Tuner::new(tuner_config(opts));
-    let cfg = LoadConfig {
-        // Until the tuner's first tick, a middle value.
-        slice_us: opts.slice_us.unwrap_or(
-            (bpf_intf::consts_SLICE_DFL_US as u64).clamp(opts.slice_min_us, opts.slice_max_us),
-        ),
-        load_half_life_ns: (opts.load_half_life * 1e9) as u64,
-        kick_node_greedy: !opts.no_kick_node,
-        kick_xnode_greedy: opts.kick_xnode,
-        direct_node_greedy: !opts.no_direct_node,
-        direct_xnode_greedy: opts.direct_xnode,
-        fifo: opts.fifo,
-        partial: opts.partial,
-        verbose: opts.verbose,
-    };
-    let mut open_object = MaybeUninit::uninit();
-    let mut sched = Scheduler::init(&cfg, domains, &mut open_object)?;
-    let mut moved_at: HashMap<i32, u64> = HashMap::new();
-    let mut round = RoundStats::default();
-
-    let started = Instant::now();
-    // --run-for counts time scheduled, from the first attach (loading can
-    // take seconds on a loaded machine), across restarts.
-    if deadline.is_none() {
-        *deadline = opts.run_for.map(|s| started + Duration::from_secs_f64(s));
-    }
-    let deadline = *deadline;
-    let interval = Duration::from_secs_f64(opts.interval);
-    let tune_interval = Duration::from_secs_f64(opts.tune_interval);
-    let first = sched.sample()?;
-    let mut prev = first.clone();
-    let mut prev_tune = first.clone();
-    let mut tuning: Option<Tuning> = None;
-    let mut next_tick = started + interval;
-    let mut next_tune = started + tune_interval;
-    let stopped = loop {
-        if shutdown.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
-            break true;
-        }
-        if sched.exited() {
-            break false;
-        }
-        let now = Instant::now();
-        if now >= next_tune {
-            let cur = sched.sample()?;
-            let t = tuner.step(&stats::tuner_readings(&sched.domains, &prev_tune, &cur));
-            sched.apply_tuning(&t);
-            tuning = Some(t);
-            prev_tune = cur;
-            next_tune = (next_tune + tune_interval).max(now);
-        }
-        if now >= next_tick {
-            let cur = sched.sample()?;
-            let reports = stats::domain_reports(&sched.domains, &prev, &cur);
-            if opts.verbose > 0 {
-                for r in &reports {
-                    info!(
-                        "dom {} load {:.2} util {:.0}% dispatched {} steal_in {}",
-                        r.id,
-                        r.load,
-                        r.util * 100.0,
-                        r.totals["dispatched"],
-                        r.totals["steal_in"]
-                    );
-                }
-            }
-            balance_round(&mut sched, &reports, opts, &mut moved_at, &mut round)?;
-            round.applied = migrated_in(&reports);
-            emit(
-                sink,
-                started,
-                sched.slice_us(),
-                &reports,
-                &round,
-                tuning.as_ref(),
-            )?;
-            prev = cur;
-            next_tick += interval;
-            if next_tick < now {
-                next_tick = now + interval;
-            }
-        }
-        let wake = next_tick.min(next_tune);
-        std::thread::sleep(Duration::from_millis(50).min(wake.saturating_duration_since(now)));
-    };
-
-    // A last line covering the whole run, so short runs report too.
-    let last = sched.sample()?;
-    let reports = stats::domain_reports(&sched.domains, &first, &last);
-    round.applied = migrated_in(&reports);
-    emit(
-        sink,
-        started,
-        sched.slice_us(),
-        &reports,
-        &round,
-        tuning.as_ref(),
-    )?;
-    info!(
-        "balancer: {} passes, {} moves planned, {} took effect",
-        round.passes, round.planned, round.applied
-    );
-    let total: u64 = reports
-        .iter()
-        .map(|r| r.totals["dispatched"].as_u64().unwrap_or(0))
-        .sum();
-    let uei = sched.finish()?;
-    info!(
-        "scx_rebal ran {:.1}s, {} tasks dispatched from domain queues",
-        started.elapsed().as_secs_f64(),
-        total
-    );
-    Ok(if stopped {
-        Ended::Stopped
-    } else {
-        Ended::Ejected {
-            restart: uei.should_restart(),
-        }
-    })
+/// What lives across loads of the BPF program (restarts after hotplug):
+/// the outputs, the --run-for deadline and the totals for the summary.
+struct Daemon<'a> {
+    opts: &'a Opts,
+    shutdown: Arc<AtomicBool>,
+    /// First attach; --run-for and the stats' `t` count from here.
+    first_attach: Option<Instant>,
+    deadline: Option<Instant>,
+    sink: Option<Sink>,
+    /// What the stats socket serves, refreshed every tuner tick.
+    shared: Arc<Mutex<SchedStats>>,
+    /// --stats: the last table's figures and when the next is due.
+    printed: Option<SchedStats>,
+    next_print: Option<Instant>,
+    restarts: u64,
+    summary: Summary,
 }
 
-/// What one balancing round did, for logs and --stats-json.
+/// Totals over the whole life of the daemon, for the last line.
 #[derive(Default)]
-struct RoundStats {
+struct Summary {
+    secs: f64,
     passes: u64,
     planned: u64,
     applied: u64,
-    pass_us: f64,
-    weighted: bool,
-    spread_before: f64,
-    spread_after: f64,
+    dispatched: u64,
+    steals: u64,
+}
+
+impl Daemon<'_> {
+    fn t(&self) -> f64 {
+        self.first_attach.map_or(0.0, |a| a.elapsed().as_secs_f64())
+    }
+
+    fn stats(
+        &self,
+        sched: &Scheduler,
+        reports: &[stats::DomReport],
+        bal: &BalancerTotals,
+        tuning: Option<&Tuning>,
+    ) -> SchedStats {
+        SchedStats::build(
+            self.t(),
+            self.restarts,
+            sched.slice_us(),
+            reports,
+            bal,
+            tuning,
+        )
+    }
+
+    fn publish(&mut self, s: SchedStats) {
+        if let Some(every) = self.opts.stats {
+            let now = Instant::now();
+            if self.next_print.is_none_or(|n| now >= n) {
+                print!("{}", monitor::format_table(self.printed.as_ref(), &s));
+                self.printed = Some(s.clone());
+                self.next_print = Some(now + Duration::from_secs_f64(every));
+            }
+        }
+        if let Ok(mut g) = self.shared.lock() {
+            *g = s;
+        }
+    }
+
+    fn write_json(&mut self, s: &SchedStats) -> Result<()> {
+        if let Some(sink) = self.sink.as_mut() {
+            sink.line(&serde_json::to_string(s)?)?;
+        }
+        Ok(())
+    }
+
+    /// Load, attach and schedule until stopped or ejected.
+    fn run_once(&mut self) -> Result<Ended> {
+        let opts = self.opts;
+        let domains = build_domains(opts)?;
+        for d in &domains.domains {
+            info!("domain {} node {} cpus {:?}", d.id, d.node, d.cpus);
+        }
+        let mut tuner = Tuner::new(tuner_config(opts));
+        let cfg = LoadConfig {
+            // Until the tuner's first tick, a middle value.
+            slice_us: opts.slice_us.unwrap_or(
+                (bpf_intf::consts_SLICE_DFL_US as u64).clamp(opts.slice_min_us, opts.slice_max_us),
+            ),
+            load_half_life_ns: (opts.load_half_life * 1e9) as u64,
+            kick_node_greedy: !opts.no_kick_node,
+            kick_xnode_greedy: opts.kick_xnode,
+            direct_node_greedy: !opts.no_direct_node,
+            direct_xnode_greedy: opts.direct_xnode,
+            fifo: opts.fifo,
+            partial: opts.partial,
+            verbose: opts.verbose,
+        };
+        let mut open_object = MaybeUninit::uninit();
+        let mut sched = Scheduler::init(&cfg, domains, &mut open_object)?;
+        let mut moved_at: HashMap<i32, u64> = HashMap::new();
+        let mut bal = BalancerTotals::default();
+
+        let started = Instant::now();
+        // --run-for counts time scheduled, from the first attach (loading
+        // can take seconds on a loaded machine), across restarts.
+        if self.first_attach.is_none() {
+            self.first_attach = Some(started);
+            self.deadline = opts.run_for.map(|s| started + Duration::from_secs_f64(s));
+        }
+        let interval = Duration::from_secs_f64(opts.interval);
+        let tune_interval = Duration::from_secs_f64(opts.tune_interval);
+        let first = sched.sample()?;
+        let mut prev = first.clone();
+        let mut prev_tune = first.clone();
+        let mut tuning: Option<Tuning> = None;
+        let mut next_tick = started + interval;
+        let mut next_tune = started + tune_interval;
+        let stopped = loop {
+            if self.shutdown.load(Ordering::Relaxed)
+                || self.deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                break true;
+            }
+            if sched.exited() {
+                break false;
+            }
+            let now = Instant::now();
+            if now >= next_tune {
+                let cur = sched.sample()?;
+                let t = tuner.step(&stats::tuner_readings(&sched.domains, &prev_tune, &cur));
+                sched.apply_tuning(&t);
+                tuning = Some(t);
+                let reports = stats::domain_reports(&sched.domains, &prev_tune, &cur);
+                let s = self.stats(&sched, &reports, &bal, tuning.as_ref());
+                self.publish(s);
+                prev_tune = cur;
+                next_tune = (next_tune + tune_interval).max(now);
+            }
+            if now >= next_tick {
+                let cur = sched.sample()?;
+                let reports = stats::domain_reports(&sched.domains, &prev, &cur);
+                if opts.verbose > 0 {
+                    for r in &reports {
+                        info!(
+                            "dom {} load {:.2} util {:.0}% queued {} dispatched {} steal_in {}",
+                            r.id,
+                            r.load,
+                            r.util * 100.0,
+                            r.queued,
+                            r.total(bpf_intf::dom_stat_idx_DSTAT_DISPATCHED),
+                            r.total(bpf_intf::dom_stat_idx_DSTAT_STEAL_IN)
+                        );
+                    }
+                }
+                balance_round(&mut sched, &reports, opts, &mut moved_at, &mut bal)?;
+                let s = self.stats(&sched, &reports, &bal, tuning.as_ref());
+                self.write_json(&s)?;
+                prev = cur;
+                next_tick += interval;
+                if next_tick < now {
+                    next_tick = now + interval;
+                }
+            }
+            let wake = next_tick.min(next_tune);
+            std::thread::sleep(Duration::from_millis(50).min(wake.saturating_duration_since(now)));
+        };
+
+        // A last line covering the whole run, so short runs report too.
+        let last = sched.sample()?;
+        let reports = stats::domain_reports(&sched.domains, &first, &last);
+        let s = self.stats(&sched, &reports, &bal, tuning.as_ref());
+        self.write_json(&s)?;
+        let sum = &mut self.summary;
+        sum.secs += started.elapsed().as_secs_f64();
+        sum.passes += bal.passes;
+        sum.planned += bal.planned;
+        sum.applied += s.moves_applied;
+        sum.dispatched += s.domains.iter().map(|d| d.dispatched).sum::<u64>();
+        sum.steals += s.domains.iter().map(|d| d.steal_in).sum::<u64>();
+        self.publish(s);
+        let uei = sched.finish();
+        Ok(if stopped {
+            Ended::Stopped
+        } else {
+            Ended::Ejected {
+                restart: uei.should_restart(),
+            }
+        })
+    }
+
+    /// The one-line summary printed last, for people and harnesses.
+    fn summary_line(&self, how: &str) -> String {
+        let s = &self.summary;
+        format!(
+            "scx_rebal: {how} after {:.1} s of scheduling; {} restart(s), {} balancer passes, \
+             {} moves planned, {} took effect, {} tasks dispatched, {} steals",
+            s.secs, self.restarts, s.passes, s.planned, s.applied, s.dispatched, s.steals
+        )
+    }
 }
 
 /// One round: loads -> snapshot -> plan -> moves written to BPF.
@@ -419,7 +500,7 @@ fn balance_round(
     reports: &[stats::DomReport],
     opts: &Opts,
     moved_at: &mut HashMap<i32, u64>,
-    totals: &mut RoundStats,
+    totals: &mut BalancerTotals,
 ) -> Result<()> {
     // A task moved in the last few rounds stays put: its figures may still
     // describe the old domain, and a second move so soon would only be the
@@ -480,99 +561,135 @@ fn balance_round(
     Ok(())
 }
 
-fn emit(
-    sink: &mut Option<Sink>,
-    started: Instant,
-    slice_us: u64,
-    reports: &[stats::DomReport],
-    round: &RoundStats,
-    tuning: Option<&Tuning>,
-) -> Result<()> {
-    if let Some(s) = sink.as_mut() {
-        let b = serde_json::json!({
-            "passes": round.passes,
-            "moves_planned": round.planned,
-            "moves_applied": round.applied,
-            "pass_us": round.pass_us,
-            "weighted": round.weighted,
-            "spread_before": round.spread_before,
-            "spread_after": round.spread_after,
-        });
-        let ids = |flags: &[bool]| -> Vec<usize> {
-            flags
-                .iter()
-                .enumerate()
-                .filter_map(|(i, f)| f.then_some(i))
-                .collect()
-        };
-        let tuner = tuning.map(|t| {
-            serde_json::json!({
-                "waiting_per_cpu": t.waiting_per_cpu,
-                "greedy_direct": ids(&t.direct),
-                "greedy_kick": ids(&t.kick),
-            })
-        });
-        let line = StatsLine {
-            t: started.elapsed().as_secs_f64(),
-            slice_us,
-            domains: reports,
-            balancer: Some(&b),
-            tuner: tuner.as_ref(),
-        };
-        s.line(&serde_json::to_string(&line)?)?;
+/// How the process ends: exit status and the summary to print last.
+/// Status 0: ran until stopped; 2: ejected by the kernel; 1: anything
+/// else (refused to start, or failed while running).
+struct Outcome {
+    status: u8,
+    summary: Option<String>,
+}
+
+fn install_stop_handler() -> Result<Arc<AtomicBool>> {
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let flag = shutdown.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .context("installing the SIGINT/SIGTERM handler")?;
+    Ok(shutdown)
+}
+
+fn run(opts: &Opts) -> Result<Outcome> {
+    let done = Outcome {
+        status: 0,
+        summary: None,
+    };
+    if opts.help_stats {
+        stats::meta_only().describe_meta(&mut std::io::stdout(), None)?;
+        return Ok(done);
     }
-    Ok(())
-}
-
-fn migrated_in(reports: &[stats::DomReport]) -> u64 {
-    reports
-        .iter()
-        .map(|r| r.totals["migrated_in"].as_u64().unwrap_or(0))
-        .sum()
-}
-
-fn run(opts: &Opts) -> Result<bool> {
     if opts.dump_domains {
         println!("{}", build_domains(opts)?.to_json());
-        return Ok(true);
+        return Ok(done);
+    }
+    if let Some(secs) = opts.monitor {
+        let stop = install_stop_handler()?;
+        monitor::monitor(
+            Path::new(monitor::SOCKET_PATH),
+            Duration::from_secs_f64(secs),
+            &stop,
+        )?;
+        return Ok(done);
     }
     // The options first (a bad one is reported wherever it is run), then
     // the machine: root, sched_ext, nobody else attached.
     check_opts(opts)?;
     build_domains(opts)?;
-    let mut sink = opts.stats_json.as_deref().map(Sink::open).transpose()?;
+    let sink = opts.stats_json.as_deref().map(Sink::open).transpose()?;
     sched::preflight()?;
+    let shutdown = install_stop_handler()?;
 
-    let shutdown = Arc::new(AtomicBool::new(false));
-    let flag = shutdown.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
-        .context("installing the SIGINT/SIGTERM handler")?;
-
-    let mut deadline = None;
-    let (mut restarts, mut failed) = (0u32, 0u32);
+    let shared = Arc::new(Mutex::new(SchedStats::default()));
+    // The stats are for watching; a machine where the socket cannot be
+    // made (read-only /var/run, say) still gets scheduled.
+    let _server = match monitor::Server::launch(Path::new(monitor::SOCKET_PATH), shared.clone()) {
+        Ok(s) => {
+            info!(
+                "stats served on {} (scx_rebal --monitor SECS)",
+                s.path().display()
+            );
+            Some(s)
+        }
+        Err(e) => {
+            warn!("no stats socket: {e:#}");
+            None
+        }
+    };
+    let mut daemon = Daemon {
+        opts,
+        shutdown: shutdown.clone(),
+        first_attach: None,
+        deadline: None,
+        sink,
+        shared,
+        printed: None,
+        next_print: None,
+        restarts: 0,
+        summary: Summary::default(),
+    };
+    let mut failed = 0u32;
     loop {
-        match run_once(opts, &shutdown, &mut deadline, &mut sink) {
-            Ok(Ended::Stopped) => return Ok(true),
+        match daemon.run_once() {
+            Ok(Ended::Stopped) => {
+                let how = if shutdown.load(Ordering::Relaxed) {
+                    "stopped by signal"
+                } else {
+                    "stopped at --run-for"
+                };
+                return Ok(Outcome {
+                    status: 0,
+                    summary: Some(daemon.summary_line(how)),
+                });
+            }
             Ok(Ended::Ejected { restart: true }) => {
-                restarts += 1;
+                daemon.restarts += 1;
                 failed = 0;
                 warn!(
                     "the kernel asked for a restart (CPU hotplug?): re-reading the topology \
-                     (restart {restarts})"
+                     (restart {})",
+                    daemon.restarts
                 );
             }
-            Ok(Ended::Ejected { restart: false }) => return Ok(false),
+            Ok(Ended::Ejected { restart: false }) => {
+                return Ok(Outcome {
+                    status: 2,
+                    summary: Some(daemon.summary_line(
+                        "EJECTED by the kernel (see the EXIT line above; exit status 2)",
+                    )),
+                });
+            }
             // Right after a hotplug the topology may still be settling (a
             // CPU read as online is gone by the time BPF loads): try again,
             // a few times, rather than leave the machine to the default
             // scheduler for good.
-            Err(e) if restarts > 0 && failed < RESTART_RETRIES => {
+            Err(e) if daemon.restarts > 0 && failed < RESTART_RETRIES => {
                 if shutdown.load(Ordering::Relaxed) {
-                    return Ok(true);
+                    return Ok(Outcome {
+                        status: 0,
+                        summary: Some(daemon.summary_line("stopped by signal")),
+                    });
                 }
                 failed += 1;
-                warn!("restart {restarts} failed ({e:#}); trying again in 1 s");
+                warn!(
+                    "restart {} failed ({e:#}); trying again in 1 s",
+                    daemon.restarts
+                );
                 std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) if daemon.first_attach.is_some() => {
+                eprintln!("scx_rebal: error: {e:#}");
+                return Ok(Outcome {
+                    status: 1,
+                    summary: Some(daemon.summary_line("FAILED")),
+                });
             }
             Err(e) => return Err(e),
         }
@@ -596,10 +713,11 @@ fn main() -> ExitCode {
     };
     init_logging(opts.verbose);
     match run(&opts) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            eprintln!("scx_rebal: the kernel ejected the scheduler (see the EXIT line above)");
-            ExitCode::from(2)
+        Ok(o) => {
+            if let Some(line) = &o.summary {
+                eprintln!("{line}");
+            }
+            ExitCode::from(o.status)
         }
         Err(e) => {
             eprintln!("scx_rebal: error: {e:#}");

@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 use log::{debug, info};
-use scx_utils::{UserExitInfo, scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report};
+use scx_utils::{UserExitInfo, scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_read};
 
 use crate::bpf_intf;
 use crate::bpf_skel::{BpfSkel, BpfSkelBuilder};
@@ -170,10 +170,17 @@ impl<'a> Scheduler<'a> {
         uei_exited!(&self.skel, uei)
     }
 
-    /// Detach (if still attached) and report why the scheduler ended.
-    pub fn finish(mut self) -> Result<UserExitInfo> {
+    /// Detach (if still attached) and report why the scheduler ended: an
+    /// "EXIT: ..." line on stderr whatever the kind of exit. An error exit
+    /// (a stall, a BPF error, SysRq-S) is an ejection, not a failure of the
+    /// daemon, so it is logged here rather than returned.
+    pub fn finish(mut self) -> UserExitInfo {
         self.link.take();
-        uei_report!(&self.skel, uei)
+        let uei = uei_read!(&self.skel, uei);
+        if let Err(why) = uei.report() {
+            log::error!("{why:#}");
+        }
+        uei
     }
 
     /// Read every domain's counters and load averages.
@@ -204,10 +211,24 @@ impl<'a> Scheduler<'a> {
                     .unwrap_or([0; crate::stats::NR_DSTATS]),
             );
         }
+        let queued = self
+            .skel
+            .maps
+            .bss_data
+            .as_ref()
+            .map(|b| {
+                self.domains
+                    .domains
+                    .iter()
+                    .map(|d| b.dom_queued.get(d.id).copied().unwrap_or(0))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Sample {
             at: std::time::Instant::now(),
             doms,
             loads,
+            queued,
         })
     }
 

@@ -1,16 +1,22 @@
-//! Counters read from the BPF side and the figures derived from them.
+//! Counters read from the BPF side, the figures derived from them, and the
+//! stats objects that leave the process.
 //!
 //! BPF keeps per-CPU, per-domain counters that only grow (see
-//! `enum dom_stat_idx` in bpf/intf.h) and per-CPU shares of each domain's
-//! load average (`struct dom_load`). A [`Sample`] is one reading of both
-//! with its time; the difference of two samples gives rates and
-//! utilisation, the load averages are read as they are. The JSON lines
-//! written by `--stats-json` are built here, so the harnesses and the VM
-//! tests read exactly what the daemon saw.
+//! `enum dom_stat_idx` in bpf/intf.h), per-CPU shares of each domain's
+//! load average (`struct dom_load`) and a gauge of each domain's queue
+//! length. A [`Sample`] is one reading of all three with its time; the
+//! difference of two samples gives rates and utilisation ([`DomReport`]).
+//! [`SchedStats`] is what the outside world sees: the same object is
+//! served over the scx_stats socket (src/monitor.rs), printed as a table by
+//! `--stats`/`--monitor`, written as a line by `--stats-json`, and described
+//! field by field by `--help-stats` (from the `desc` attributes below), so
+//! harnesses, tests and operators all read exactly what the daemon saw.
 
 use std::time::Instant;
 
-use serde::Serialize;
+use scx_stats::prelude::*;
+use scx_stats_derive::{Stats, stat_doc};
+use serde::{Deserialize, Serialize};
 
 use crate::bpf_intf;
 use crate::domains::Domains;
@@ -22,32 +28,14 @@ const DCYCLE_ONE: f64 = bpf_intf::consts_DCYCLE_ONE as f64;
 
 pub type DomCounters = [u64; NR_DSTATS];
 
-/// Names of the counters in `dom_stat_idx` order, as they appear in JSON.
-pub const DSTAT_NAMES: [&str; NR_DSTATS] = [
-    "enqueued",
-    "dispatched",
-    "kept",
-    "direct",
-    "pinned",
-    "steal_in",
-    "steal_out",
-    "steal_xnode",
-    "kicks",
-    "kick_greedy",
-    "greedy_in",
-    "preempt",
-    "migrated_in",
-    "migrated_out",
-    "run_ns",
-    "dl_clamped",
-];
-
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub at: Instant,
     pub doms: Vec<DomCounters>,
     /// Each domain's load averages at `at`, by domain id.
     pub loads: Vec<DomLoad>,
+    /// Tasks waiting in each domain's queue (a gauge BPF keeps), by id.
+    pub queued: Vec<u32>,
 }
 
 /// A domain's load averages, summed over the CPUs' shares.
@@ -94,7 +82,7 @@ pub fn sum_dom_load(values: &[Vec<u8>], now_ns: u64, half_life_ns: u64) -> DomLo
 }
 
 /// What one domain did between two samples.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct DomReport {
     pub id: usize,
     pub node: usize,
@@ -103,11 +91,20 @@ pub struct DomReport {
     pub load: f64,
     /// Average number of runnable tasks (load half-life; weight-blind).
     pub dcycle: f64,
+    /// Tasks runnable at the later sample.
+    pub runnable: f64,
+    /// Tasks waiting in the domain's queue at the later sample.
+    pub queued: u32,
     /// Share of the domain's CPU time its tasks spent running (0..1).
     pub util: f64,
-    /// Counters since the scheduler started, by name.
-    #[serde(flatten)]
-    pub totals: serde_json::Map<String, serde_json::Value>,
+    /// Counters since the BPF program was loaded (at the later sample).
+    pub totals: DomCounters,
+}
+
+impl DomReport {
+    pub fn total(&self, idx: u32) -> u64 {
+        self.totals.get(idx as usize).copied().unwrap_or(0)
+    }
 }
 
 /// Sum the per-CPU copies of one domain's counters, laid out as the
@@ -138,19 +135,16 @@ pub fn domain_reports(domains: &Domains, prev: &Sample, cur: &Sample) -> Vec<Dom
             let l = cur.loads.get(d.id).copied().unwrap_or_default();
             let util =
                 delta(bpf_intf::dom_stat_idx_DSTAT_RUN_NS) / dt_ns / d.cpus.len().max(1) as f64;
-            let totals = DSTAT_NAMES
-                .iter()
-                .zip(c.iter())
-                .map(|(n, v)| (n.to_string(), serde_json::Value::from(*v)))
-                .collect();
             DomReport {
                 id: d.id,
                 node: d.node,
                 cpus: d.cpus.clone(),
                 load: l.load,
                 dcycle: l.dcycle,
+                runnable: l.runnable,
+                queued: cur.queued.get(d.id).copied().unwrap_or(0),
                 util,
-                totals,
+                totals: *c,
             }
         })
         .collect()
@@ -177,17 +171,204 @@ pub fn tuner_readings(domains: &Domains, prev: &Sample, cur: &Sample) -> Vec<Dom
         .collect()
 }
 
-/// One line of `--stats-json`.
-#[derive(Debug, Serialize)]
-pub struct StatsLine<'a> {
-    /// Seconds since the scheduler started.
+/// One domain, as `--stats`, `--monitor`, `--stats-json` and the stats
+/// socket show it. Counters count from the last load of the BPF program
+/// (a CPU hotplug restart starts them again); rates are the reader's
+/// business: take the difference of two readings.
+#[stat_doc]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, Stats)]
+#[stat(_om_prefix = "d_", _om_label = "domain")]
+pub struct DomainStats {
+    #[stat(desc = "domain id (numbered by NUMA node, then smallest CPU)")]
+    pub id: u64,
+    #[stat(desc = "NUMA node of the domain (kernel id)")]
+    pub node: u64,
+    #[stat(desc = "the domain's CPUs", _om_skip)]
+    pub cpus: Vec<u64>,
+    #[stat(desc = "load: average runnable weight over the load half-life, in nice-0 tasks")]
+    pub load: f64,
+    #[stat(desc = "average number of runnable tasks over the load half-life, weight-blind")]
+    pub dcycle: f64,
+    #[stat(desc = "tasks runnable (running or waiting) at the time of reading")]
+    pub runnable: f64,
+    #[stat(desc = "tasks waiting in the domain's queue, as of its last enqueue or dispatch")]
+    pub queued: u64,
+    #[stat(
+        desc = "share of the domain's CPU time spent running tasks, 0..1, over the window \
+                   (--stats-json: the balancing interval; socket: the last tuner tick)"
+    )]
+    pub util: f64,
+    #[stat(desc = "tasks queued on the domain's queue")]
+    pub enqueued: u64,
+    #[stat(desc = "tasks its own CPUs took from the domain's queue")]
+    pub dispatched: u64,
+    #[stat(desc = "slices renewed for a task at home with nothing else queued")]
+    pub kept: u64,
+    #[stat(desc = "wakeups placed straight on an idle CPU of the domain")]
+    pub direct: u64,
+    #[stat(desc = "tasks allowed on one CPU only, sent straight to it")]
+    pub pinned: u64,
+    #[stat(desc = "tasks the domain's CPUs stole from other domains")]
+    pub steal_in: u64,
+    #[stat(desc = "tasks other domains' CPUs stole from this one")]
+    pub steal_out: u64,
+    #[stat(desc = "steals (counted in steal_in) that crossed a NUMA node")]
+    pub steal_xnode: u64,
+    #[stat(desc = "idle CPUs of the domain woken to pick up work")]
+    pub kicks: u64,
+    #[stat(desc = "... of those, woken for work queued in another domain (kick greedy)")]
+    pub kick_greedy: u64,
+    #[stat(desc = "wakeups of other domains' tasks run on an idle CPU here (direct greedy)")]
+    pub greedy_in: u64,
+    #[stat(desc = "running tasks cut short for a waking task with a much earlier deadline")]
+    pub preempt: u64,
+    #[stat(desc = "balancer moves that took effect, arriving in the domain")]
+    pub migrated_in: u64,
+    #[stat(desc = "balancer moves that took effect, leaving the domain")]
+    pub migrated_out: u64,
+    #[stat(desc = "nanoseconds the domain's CPUs spent running tasks")]
+    pub run_ns: u64,
+    #[stat(desc = "deadlines clamped (a run length past the cap, or a deadline in the past)")]
+    pub dl_clamped: u64,
+}
+
+impl DomainStats {
+    pub fn from_report(r: &DomReport) -> DomainStats {
+        use bpf_intf::*;
+        DomainStats {
+            id: r.id as u64,
+            node: r.node as u64,
+            cpus: r.cpus.iter().map(|&c| c as u64).collect(),
+            load: r.load,
+            dcycle: r.dcycle,
+            runnable: r.runnable,
+            queued: u64::from(r.queued),
+            util: r.util,
+            enqueued: r.total(dom_stat_idx_DSTAT_ENQUEUED),
+            dispatched: r.total(dom_stat_idx_DSTAT_DISPATCHED),
+            kept: r.total(dom_stat_idx_DSTAT_KEPT),
+            direct: r.total(dom_stat_idx_DSTAT_DIRECT),
+            pinned: r.total(dom_stat_idx_DSTAT_PINNED),
+            steal_in: r.total(dom_stat_idx_DSTAT_STEAL_IN),
+            steal_out: r.total(dom_stat_idx_DSTAT_STEAL_OUT),
+            steal_xnode: r.total(dom_stat_idx_DSTAT_STEAL_XNODE),
+            kicks: r.total(dom_stat_idx_DSTAT_KICKS),
+            kick_greedy: r.total(dom_stat_idx_DSTAT_KICK_GREEDY),
+            greedy_in: r.total(dom_stat_idx_DSTAT_GREEDY_IN),
+            preempt: r.total(dom_stat_idx_DSTAT_PREEMPT),
+            migrated_in: r.total(dom_stat_idx_DSTAT_MIGRATED_IN),
+            migrated_out: r.total(dom_stat_idx_DSTAT_MIGRATED_OUT),
+            run_ns: r.total(dom_stat_idx_DSTAT_RUN_NS),
+            dl_clamped: r.total(dom_stat_idx_DSTAT_DL_CLAMPED),
+        }
+    }
+}
+
+/// The whole scheduler: what `--stats-json` writes once per interval and
+/// the stats socket answers with.
+#[stat_doc]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, Stats)]
+#[stat(top)]
+pub struct SchedStats {
+    #[stat(desc = "seconds since the scheduler first attached")]
     pub t: f64,
+    #[stat(desc = "times the kernel asked for a restart (CPU hotplug) and it reloaded")]
+    pub restarts: u64,
+    #[stat(desc = "current time slice in microseconds")]
     pub slice_us: u64,
-    pub domains: &'a [DomReport],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub balancer: Option<&'a serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tuner: Option<&'a serde_json::Value>,
+    #[stat(desc = "tasks waiting per CPU at the last tuner tick (what sets the slice)")]
+    pub waiting_per_cpu: f64,
+    #[stat(desc = "domains currently open to direct greedy placement", _om_skip)]
+    pub greedy_direct_doms: Vec<u64>,
+    #[stat(
+        desc = "domains whose idle CPUs are currently kicked for others' work",
+        _om_skip
+    )]
+    pub greedy_kick_doms: Vec<u64>,
+    #[stat(desc = "balancer passes since the scheduler started")]
+    pub passes: u64,
+    #[stat(desc = "task moves the balancer planned")]
+    pub moves_planned: u64,
+    #[stat(desc = "task moves that took effect (migrated_in summed over domains)")]
+    pub moves_applied: u64,
+    #[stat(desc = "microseconds the last balancer pass took (snapshot to plan)")]
+    pub pass_us: f64,
+    #[stat(desc = "1 if the last pass balanced weighted load, 0 if runnable counts")]
+    pub weighted: u64,
+    #[stat(desc = "max - min load per CPU between domains before the last plan")]
+    pub spread_before: f64,
+    #[stat(desc = "... and as the plan would leave it")]
+    pub spread_after: f64,
+    #[stat(desc = "wakeups run on an idle CPU of another domain (greedy_in summed)")]
+    pub direct_greedy: u64,
+    #[stat(desc = "idle CPUs kicked for another domain's work (kick_greedy summed)")]
+    pub kick_greedy: u64,
+    #[stat(desc = "deadlines clamped (dl_clamped summed)")]
+    pub dl_clamped: u64,
+    #[stat(desc = "wakeup preemptions (preempt summed)")]
+    pub preempt: u64,
+    #[stat(desc = "per-domain figures, by domain id")]
+    pub domains: Vec<DomainStats>,
+}
+
+/// The balancer's side of [`SchedStats`], kept by the daemon's loop.
+#[derive(Debug, Clone, Default)]
+pub struct BalancerTotals {
+    pub passes: u64,
+    pub planned: u64,
+    pub pass_us: f64,
+    pub weighted: bool,
+    pub spread_before: f64,
+    pub spread_after: f64,
+}
+
+impl SchedStats {
+    pub fn build(
+        t: f64,
+        restarts: u64,
+        slice_us: u64,
+        reports: &[DomReport],
+        bal: &BalancerTotals,
+        tuning: Option<&crate::tuner::Tuning>,
+    ) -> SchedStats {
+        let domains: Vec<DomainStats> = reports.iter().map(DomainStats::from_report).collect();
+        let sum = |f: fn(&DomainStats) -> u64| domains.iter().map(f).sum::<u64>();
+        let ids = |flags: &[bool]| -> Vec<u64> {
+            flags
+                .iter()
+                .enumerate()
+                .filter_map(|(i, f)| f.then_some(i as u64))
+                .collect()
+        };
+        SchedStats {
+            t,
+            restarts,
+            slice_us,
+            waiting_per_cpu: tuning.map_or(0.0, |t| t.waiting_per_cpu),
+            greedy_direct_doms: tuning.map(|t| ids(&t.direct)).unwrap_or_default(),
+            greedy_kick_doms: tuning.map(|t| ids(&t.kick)).unwrap_or_default(),
+            passes: bal.passes,
+            moves_planned: bal.planned,
+            moves_applied: sum(|d| d.migrated_in),
+            pass_us: bal.pass_us,
+            weighted: u64::from(bal.weighted),
+            spread_before: bal.spread_before,
+            spread_after: bal.spread_after,
+            direct_greedy: sum(|d| d.greedy_in),
+            kick_greedy: sum(|d| d.kick_greedy),
+            dl_clamped: sum(|d| d.dl_clamped),
+            preempt: sum(|d| d.preempt),
+            domains,
+        }
+    }
+}
+
+/// The scx_stats description of [`SchedStats`] (for `--help-stats` and
+/// the server), with no reader attached.
+pub fn meta_only() -> StatsServerData<(), ()> {
+    StatsServerData::new()
+        .add_meta(DomainStats::meta())
+        .add_meta(SchedStats::meta())
 }
 
 #[cfg(test)]
@@ -195,16 +376,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_match_intf() {
-        assert_eq!(DSTAT_NAMES.len(), NR_DSTATS);
-        assert_eq!(
-            DSTAT_NAMES[bpf_intf::dom_stat_idx_DSTAT_DISPATCHED as usize],
-            "dispatched"
-        );
-        assert_eq!(
-            DSTAT_NAMES[bpf_intf::dom_stat_idx_DSTAT_DL_CLAMPED as usize],
-            "dl_clamped"
-        );
+    fn counters_land_in_their_fields() {
+        let mut r = DomReport::default();
+        for (i, v) in r.totals.iter_mut().enumerate() {
+            *v = 100 + i as u64;
+        }
+        let d = DomainStats::from_report(&r);
+        let at = |i: u32| 100 + u64::from(i);
+        assert_eq!(d.dispatched, at(bpf_intf::dom_stat_idx_DSTAT_DISPATCHED));
+        assert_eq!(d.steal_out, at(bpf_intf::dom_stat_idx_DSTAT_STEAL_OUT));
+        assert_eq!(d.dl_clamped, at(bpf_intf::dom_stat_idx_DSTAT_DL_CLAMPED));
+        // Every counter has a field: their sum is the sum of the array.
+        let v = serde_json::to_value(&d).unwrap();
+        let counted: u64 = v
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| !["id", "node", "queued"].contains(&k.as_str()))
+            .filter_map(|(_, v)| v.as_u64())
+            .sum();
+        assert_eq!(counted, r.totals.iter().sum::<u64>());
+    }
+
+    #[test]
+    fn meta_describes_every_field() {
+        let mut out = Vec::new();
+        meta_only().describe_meta(&mut out, None).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let v = serde_json::to_value(SchedStats {
+            domains: vec![DomainStats::default()],
+            ..Default::default()
+        })
+        .unwrap();
+        let mut names: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        names.extend(v["domains"][0].as_object().unwrap().keys().cloned());
+        for n in names {
+            assert!(
+                text.contains(&format!("  {n} ")),
+                "{n} undocumented:\n{text}"
+            );
+        }
     }
 
     fn dom_load_bytes(runnable: i64, avg: i64, at: u64) -> Vec<u8> {

@@ -58,6 +58,14 @@ const CASES: &[(&[&str], &str)] = &[
         &["--stats-json", "/nonexistent/dir/stats.jsonl"],
         "opening --stats-json file",
     ),
+    (&["--stats", "0"], "must be more than 0"),
+    (&["--stats", "-3"], "must be more than 0"),
+    (
+        &["--stats", "1", "--stats-json", "-"],
+        "both write to stdout",
+    ),
+    (&["--monitor", "1", "--stats", "1"], "cannot be used with"),
+    (&["--monitor", "1", "--run-for", "5"], "cannot be used with"),
     (&["--no-such-option"], "unexpected argument"),
 ];
 

@@ -31,6 +31,8 @@ r=1
 while [ "$r" -le "$rounds" ]; do
     for spec in "$@"; do
         name=${spec%%=*} cmd=${spec#*=}
+        # @RUN@ in a command becomes NAME.ROUND (e.g. a --stats-json file).
+        cmd=$(echo "$cmd" | sed "s/@RUN@/$name.$r/g")
         pid=""
         if [ "$name" != eevdf ]; then
             # shellcheck disable=SC2086 # cmd is a command line
@@ -45,7 +47,7 @@ while [ "$r" -le "$rounds" ]; do
         fi
         progs >"$out/before"
         t0=$(date +%s%N)
-        sh -c "$workload" >"$out/$name.$r.workload" 2>&1
+        BENCH_OUT=$out BENCH_TAG=$name.$r sh -c "$workload" >"$out/$name.$r.workload" 2>&1
         t1=$(date +%s%N)
         progs >"$out/after"
         st=$(state)

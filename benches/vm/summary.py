@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Summarises benches/vm/compare.sh's runs.jsonl: per scheduler, the median
-workload time and its ratio to EEVDF's, the medians of the metrics the
-workload printed (e.g. latency percentiles), and the BPF time of its
-struct_ops programs (total per run, and per call of each callback)."""
+"""Summarises benches/vm/compare.sh's runs.jsonl as Markdown: one table with
+a row per measure (the workload's wall time, then every "metric" line the
+workload printed) and a column per scheduler, each cell the median over the
+rounds and its ratio to EEVDF's median; then the BPF time of each
+scheduler's struct_ops programs (per run, and per call of each callback)."""
 import json
 import statistics
 import sys
@@ -15,31 +16,49 @@ for r in runs:
         print(f"{r['sched']} round {r['round']}: {r['error']}")
         continue
     by[r["sched"]].append(r)
+names = list(by)
 
-base = statistics.median(r["secs"] for r in by["eevdf"]) if by.get("eevdf") else None
-print(f"{'scheduler':10} {'runs':>4} {'median s':>9} {'vs EEVDF':>8} {'BPF s/run':>10} {'BPF us/call':>11}")
+# Which way is better, for the reader: lower for times and latencies.
+def better(k):
+    return "higher" if k.endswith("_ops") else "lower"
+
+measures = defaultdict(lambda: defaultdict(list))
 for name, rs in by.items():
-    secs = statistics.median(r["secs"] for r in rs)
-    bpf = [sum(v[0] for v in r["progs"].values()) / 1e9 for r in rs]
-    calls = [sum(v[1] for v in r["progs"].values()) for r in rs]
-    per = sum(bpf) * 1e6 / max(sum(calls), 1)
-    ratio = f"{secs / base:.2f}" if base else "-"
-    print(f"{name:10} {len(rs):>4} {secs:>9.2f} {ratio:>8} {statistics.median(bpf):>10.3f} {per:>11.2f}")
+    for r in rs:
+        measures["workload_s"][name].append(r["secs"])
+        for k, v in r.get("metrics", {}).items():
+            measures[k][name].append(v)
+
+print(f"| measure (better) | " + " | ".join(names) + " |")
+print("|---|" + "---|" * len(names))
+for k in ["workload_s"] + sorted(m for m in measures if m != "workload_s"):
+    base = measures[k].get("eevdf")
+    base = statistics.median(base) if base else None
+    cells = []
+    for n in names:
+        vs = measures[k].get(n)
+        if not vs:
+            cells.append("-")
+            continue
+        med = statistics.median(vs)
+        ratio = f" ({med / base:.2f}x)" if base and n != "eevdf" else ""
+        cells.append(f"{med:.3f}{ratio}" if med < 100 else f"{med:.0f}{ratio}")
+    print(f"| {k} ({better(k)}) | " + " | ".join(cells) + " |")
+print()
+print(f"rounds: " + ", ".join(f"{n} {len(by[n])}" for n in names) + "; cells: median (ratio to EEVDF)")
+print()
+print("BPF time of the scheduler's struct_ops programs (kernel.bpf_stats_enabled):")
+for name, rs in by.items():
     progs = defaultdict(lambda: [0, 0])
     for r in rs:
         for p, (t, c) in r["progs"].items():
             progs[p][0] += t
             progs[p][1] += c
-    metrics = defaultdict(list)
-    for r in rs:
-        for k, v in r.get("metrics", {}).items():
-            metrics[k].append(v)
-    for k, vs in sorted(metrics.items()):
-        base_m = [v for r in by.get("eevdf", []) for kk, v in r.get("metrics", {}).items() if kk == k]
-        vs_base = ""
-        if base_m and statistics.median(base_m):
-            vs_base = f"  ({statistics.median(vs) / statistics.median(base_m):.2f} x EEVDF)"
-        print(f"    metric {k:11} median {statistics.median(vs):10.3f}  runs {vs}{vs_base}")
+    total = sum(t for t, _ in progs.values())
+    if not total:
+        continue
+    calls = sum(c for _, c in progs.values())
+    print(f"  {name}: {total / 1e9 / len(rs):.3f} s per run, {total / max(calls, 1) / 1e3:.2f} us per call")
     for p, (t, c) in sorted(progs.items(), key=lambda kv: -kv[1][0]):
         if c:
             print(f"    {p:18} {t / 1e9 / len(rs):8.3f} s/run {c // len(rs):>9} calls/run {t / c / 1e3:8.2f} us/call")

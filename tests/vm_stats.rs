@@ -1,0 +1,171 @@
+//! VM test of what harnesses and operators read (issue 5): the scx_stats
+//! socket and `--monitor`, `--stats`, `--stats-json`, exit statuses and the
+//! summary line. Guest side: tests/vm/stats.sh.
+
+mod common;
+
+use common::{field, read};
+
+/// Tables in `text` (each starts with "[scx_rebal") and, for each, how
+/// many domain rows follow it.
+fn tables(text: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    for l in text.lines() {
+        if l.starts_with("[scx_rebal") {
+            out.push(0);
+        } else if let Some(n) = out.last_mut()
+            && l.split_whitespace()
+                .next()
+                .is_some_and(|w| w.parse::<u64>().is_ok())
+        {
+            *n += 1;
+        }
+    }
+    out
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+}
+
+#[test]
+fn stats_socket_monitor_json_and_exit_status() {
+    let (dir, mut c) = common::run_guest_script("vm_stats", "stats.sh", 900, &[]);
+    let facts = read(&dir.join("facts.txt"));
+
+    // The socket is root's alone, and a non-root monitor says so.
+    let socket = field(&facts, "socket").unwrap_or_default();
+    c.check(
+        socket.ends_with("00 root socket"),
+        format!("socket mode/owner/type: {socket:?} (want 700 or 600, root, socket)"),
+    );
+    let nonroot = read(&dir.join("nonroot.out"));
+    c.check(
+        field(&facts, "nonroot_exit").as_deref() == Some("1")
+            && nonroot.contains("permission denied"),
+        format!("non-root --monitor: {nonroot:?}"),
+    );
+
+    // The monitor waited for a scheduler, then printed tables of 4 domains
+    // for both runs.
+    let mon_err = read(&dir.join("monitor.err"));
+    c.check(
+        mon_err.contains("waiting for scx_rebal to start"),
+        format!("--monitor did not say it was waiting: {mon_err:?}"),
+    );
+    let mon = read(&dir.join("monitor.out"));
+    let mt = tables(&mon);
+    c.check(
+        mt.len() >= 20 && mt.iter().all(|&n| n == 4),
+        format!("--monitor printed {} tables, domain rows {mt:?}", mt.len()),
+    );
+    c.check(
+        mon_err.matches("waiting for it again").count() >= 1,
+        format!("--monitor did not notice the scheduler stopping: {mon_err:?}"),
+    );
+    c.check(
+        field(&facts, "monitor_exit").as_deref() == Some("0"),
+        "--monitor did not exit 0 on SIGINT",
+    );
+
+    // --stats: a table a second, with the load visible.
+    let table = read(&dir.join("table.out"));
+    let tt = tables(&table);
+    c.check(
+        tt.len() >= 10 && tt.iter().all(|&n| n == 4),
+        format!("--stats printed {} tables, domain rows {tt:?}", tt.len()),
+    );
+
+    // --stats-json: one object a second with the documented fields; under
+    // 16 hogs on 8 CPUs tasks wait in every domain at some point.
+    let lines: Vec<serde_json::Value> = read(&dir.join("stats.jsonl"))
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    c.check(
+        lines.len() >= 15,
+        format!("{} JSON lines for a 20 s run at 1 s", lines.len()),
+    );
+    for key in [
+        "t",
+        "slice_us",
+        "passes",
+        "moves_planned",
+        "pass_us",
+        "dl_clamped",
+    ] {
+        c.check(
+            lines.iter().all(|l| !l[key].is_null()),
+            format!("a JSON line lacks `{key}`"),
+        );
+    }
+    let queued_seen = (0..4).all(|d| {
+        lines
+            .iter()
+            .any(|l| l["domains"][d]["queued"].as_u64().is_some_and(|q| q > 0))
+    });
+    c.check(
+        queued_seen,
+        "some domain never showed a queued task under 16 hogs",
+    );
+    let busy = lines
+        .get(lines.len() / 2)
+        .and_then(|l| l["domains"].as_array())
+        .map(|d| {
+            d.iter()
+                .filter(|x| x["util"].as_f64().is_some_and(|u| u > 0.8))
+                .count()
+        });
+    c.check(
+        busy == Some(4),
+        format!("mid-run, {busy:?} of 4 domains over 80% busy"),
+    );
+
+    // Exit statuses and the summary as the last line.
+    let run1 = read(&dir.join("run1.err"));
+    c.check(
+        field(&facts, "run1_exit").as_deref() == Some("0")
+            && last_line(&run1).starts_with("scx_rebal: stopped at --run-for after"),
+        format!(
+            "run 1: exit {:?}, last line {:?}",
+            field(&facts, "run1_exit"),
+            last_line(&run1)
+        ),
+    );
+    let run2 = read(&dir.join("run2.err"));
+    c.check(
+        field(&facts, "run2_exit").as_deref() == Some("2")
+            && last_line(&run2).starts_with("scx_rebal: EJECTED by the kernel"),
+        format!(
+            "run 2: exit {:?}, last line {:?}",
+            field(&facts, "run2_exit"),
+            last_line(&run2)
+        ),
+    );
+    println!(
+        "run 1 summary: {}\nrun 2 summary: {}\nfirst --stats table:\n{}",
+        last_line(&run1),
+        last_line(&run2),
+        table.lines().take(6).collect::<Vec<_>>().join("\n")
+    );
+
+    // SysRq-S is an ejection we asked for; anything else bad is not.
+    common::check_dmesg(&mut c, &dir);
+    c.finish(
+        &dir,
+        &[
+            "facts.txt",
+            "monitor.err",
+            "monitor.out",
+            "table.out",
+            "run1.err",
+            "run2.err",
+            "nonroot.out",
+            "dmesg.txt",
+            "vm-run.log",
+        ],
+    );
+}
