@@ -65,9 +65,10 @@ struct Opts {
     /// last-level cache in one domain. By default each core type gets its
     /// own domain: on a mixed one a task's speed depends on which kind of
     /// core it landed on, and the load figures the balancer compares lie.
-    /// Keeping them together lets the cache, not the core type, bound
-    /// where a task runs (e.g. when the E-cores are too few or too slow to
-    /// be worth a domain of their own).
+    /// Keep them together when one bigger pool of CPUs matters more than
+    /// even speed (throughput batch work that any core will do), or when
+    /// one type has too few cores to be worth a domain of its own. Not
+    /// with --cpumasks.
     #[arg(long, conflicts_with = "cpumasks")]
     hybrid_together: bool,
 
@@ -77,6 +78,7 @@ struct Opts {
     /// count is an error), and so do cores sharing an L2 where N allows.
     /// For very large LLCs (e.g. 56 cores on one L3), where one domain
     /// would make every steal and every balance decision machine-wide.
+    /// Not with --cpumasks.
     #[arg(long, value_name = "N", conflicts_with = "cpumasks",
           value_parser = clap::value_parser!(u64).range(1..=bpf_intf::consts_MAX_CPUS as u64))]
     max_domain_cpus: Option<u64>,

@@ -322,12 +322,27 @@ mod tests {
         assert!(parse_cpu_list("a").is_err());
     }
 
-    /// A scratch sysfs root in the temp dir, emptied first.
-    fn scratch(name: &str) -> PathBuf {
+    /// A scratch sysfs root in the temp dir, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl std::ops::Deref for Scratch {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch(name: &str) -> Scratch {
         let dir = std::env::temp_dir().join(format!("scx_rebal-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        dir
+        Scratch(dir)
     }
 
     fn write(root: &Path, rel: &str, text: &str) {
