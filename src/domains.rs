@@ -7,6 +7,11 @@
 //! means the L2; no cache at all means the node) or from cpumasks given by
 //! hand (`--cpumasks`), which are checked against the online CPUs. Pure
 //! data: no BPF, no I/O beyond what the caller passed in.
+//!
+//! Two refinements of "one per LLC", set by [`DomainOpts`]: an LLC shared
+//! by performance and efficiency cores is split by core type (unless
+//! `hybrid_together`), and an LLC with more than `max_domain_cpus` CPUs is
+//! cut into the fewest even runs of whole cores ([`split_cores`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +19,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::bpf_intf;
-use crate::topology::Topology;
+use crate::topology::{CoreKind, CpuInfo, Topology};
 
 pub const MAX_CPUS: usize = bpf_intf::consts_MAX_CPUS as usize;
 pub const MAX_DOMS: usize = bpf_intf::consts_MAX_DOMS as usize;
@@ -26,6 +31,22 @@ pub struct Domain {
     /// Kernel NUMA node id.
     pub node: usize,
     pub cpus: Vec<usize>,
+    /// Core type of all its CPUs, on a hybrid machine; left out of the JSON
+    /// when unknown or mixed, so non-hybrid output is unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<CoreKind>,
+}
+
+/// How [`Domains::from_topology`] cuts LLCs into domains.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DomainOpts {
+    /// Keep the performance and efficiency cores of one LLC in one domain
+    /// (`--hybrid-together`). Off by default: a task's speed and the load
+    /// figures of a mixed domain depend on which kind of core it ran on.
+    pub hybrid_together: bool,
+    /// Cut every LLC with more CPUs than this into the fewest domains of at
+    /// most this many CPUs (`--max-domain-cpus`).
+    pub max_domain_cpus: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,18 +64,29 @@ pub struct Domains {
 }
 
 impl Domains {
-    /// One domain per (node, LLC): L3, else L2, else the node.
-    pub fn from_topology(topo: &Topology) -> Result<Domains> {
-        let mut groups: BTreeMap<(usize, Option<u32>), Vec<usize>> = BTreeMap::new();
+    /// One domain per (node, LLC): L3, else L2, else the node; then, as
+    /// `opts` say, one per core type inside a hybrid LLC, and LLCs larger
+    /// than `max_domain_cpus` cut into runs of whole cores.
+    pub fn from_topology(topo: &Topology, opts: &DomainOpts) -> Result<Domains> {
+        type Key = (usize, Option<u32>, Option<CoreKind>);
+        let mut groups: BTreeMap<Key, Vec<&CpuInfo>> = BTreeMap::new();
         for c in &topo.cpus {
             let llc = c.l3.or(c.l2);
-            groups.entry((c.node, llc)).or_default().push(c.cpu);
+            let kind = if opts.hybrid_together { None } else { c.kind };
+            groups.entry((c.node, llc, kind)).or_default().push(c);
         }
-        let cpus = groups
-            .into_iter()
-            .map(|((node, _), cpus)| (node, cpus))
-            .collect();
-        Self::assemble(cpus, topo)
+        let mut doms = Vec::new();
+        for ((node, _, _), cpus) in groups {
+            match opts.max_domain_cpus {
+                Some(max) if cpus.len() > max => {
+                    for part in split_cores(&cpus, max)? {
+                        doms.push((node, part));
+                    }
+                }
+                _ => doms.push((node, cpus.iter().map(|c| c.cpu).collect())),
+            }
+        }
+        Self::assemble(doms, topo)
     }
 
     /// Domains given by hand as hex cpumasks (`0xff`, `ff`, `ff,00000000`).
@@ -123,10 +155,29 @@ impl Domains {
                 nodes.len()
             );
         }
+        let kind_of: BTreeMap<usize, Option<CoreKind>> =
+            topo.cpus.iter().map(|c| (c.cpu, c.kind)).collect();
         let domains: Vec<Domain> = groups
             .into_iter()
             .enumerate()
-            .map(|(id, (node, cpus))| Domain { id, node, cpus })
+            .map(|(id, (node, cpus))| {
+                // The domain's kind if all its CPUs have the same known one
+                // (hand-made cpumasks included).
+                let kinds: BTreeSet<Option<CoreKind>> = cpus
+                    .iter()
+                    .map(|c| kind_of.get(c).copied().flatten())
+                    .collect();
+                let kind = match kinds.into_iter().collect::<Vec<_>>()[..] {
+                    [k] => k,
+                    _ => None,
+                };
+                Domain {
+                    id,
+                    node,
+                    cpus,
+                    kind,
+                }
+            })
             .collect();
         let steal_order = steal_order(&domains, topo);
         Ok(Domains {
@@ -145,6 +196,157 @@ impl Domains {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
     }
+}
+
+/// Cut the CPUs of one LLC (one node, one core type) into domains of at
+/// most `max` CPUs, returned as CPU lists in topology order.
+///
+/// The unit is the core: SMT siblings are never parted, and a core with
+/// more threads than `max` is an error rather than a silent round-up, so
+/// that `--max-domain-cpus` never yields domains larger than asked. Cores
+/// are taken in hwloc's topology order (core logical index) and cut into
+/// consecutive runs. Among the cuts giving the fewest runs, it prefers, in
+/// this order: the fewest runs that part cores sharing an L2 (E-core
+/// clusters stay whole whenever the count allows), the smallest largest
+/// run, the largest smallest run, and then larger runs first.
+pub fn split_cores(cpus: &[&CpuInfo], max: usize) -> Result<Vec<Vec<usize>>> {
+    if max == 0 {
+        bail!("--max-domain-cpus must be at least 1");
+    }
+    // Cores in topology order; a CPU hwloc put under no core is its own.
+    let mut cores: BTreeMap<(u32, usize), (Option<u32>, Vec<usize>)> = BTreeMap::new();
+    let mut core_key: BTreeMap<u32, (u32, usize)> = BTreeMap::new();
+    for c in cpus {
+        let key = match c.core {
+            Some(core) => *core_key.entry(core).or_insert((core, c.cpu)),
+            None => (u32::MAX, c.cpu),
+        };
+        let e = cores.entry(key).or_insert((c.l2, Vec::new()));
+        e.1.push(c.cpu);
+    }
+    let cores: Vec<(Option<u32>, Vec<usize>)> = cores.into_values().collect();
+    if let Some((_, t)) = cores.iter().find(|(_, t)| t.len() > max) {
+        bail!(
+            "--max-domain-cpus {max} is less than the {} hardware threads of one core (CPUs \
+             {t:?}): SMT siblings always share a domain, so use at least {}",
+            t.len(),
+            t.len()
+        );
+    }
+    let w: Vec<usize> = cores.iter().map(|(_, t)| t.len()).collect();
+    // A cut before core e parts an L2 if cores e-1 and e share one.
+    let parts_l2: Vec<bool> = (0..=w.len())
+        .map(|e| e > 0 && e < w.len() && cores[e - 1].0.is_some() && cores[e - 1].0 == cores[e].0)
+        .collect();
+    let runs = cut_runs(&w, &parts_l2, max);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for len in runs {
+        let mut part: Vec<usize> = cores[start..start + len]
+            .iter()
+            .flat_map(|(_, t)| t.iter().copied())
+            .collect();
+        part.sort_unstable();
+        out.push(part);
+        start += len;
+    }
+    Ok(out)
+}
+
+/// Lengths (in cores) of the runs [`split_cores`] cuts the weights `w`
+/// (threads per core, each at most `max`) into; `parts_l2[e]` says whether
+/// a cut before core e would part an L2.
+fn cut_runs(w: &[usize], parts_l2: &[bool], max: usize) -> Vec<usize> {
+    let n = w.len();
+    let total: usize = w.iter().sum();
+    // Filling each run greedily gives the fewest runs.
+    let mut k = 0;
+    let mut fill = max;
+    for &x in w {
+        if fill + x > max {
+            k += 1;
+            fill = 0;
+        }
+        fill += x;
+    }
+    // best[p][j]: fewest L2-parting cuts splitting cores j.. into exactly p
+    // runs of lo..=hi CPUs each (None: impossible).
+    let table = |lo: usize, hi: usize| -> Vec<Vec<Option<u32>>> {
+        let mut best = vec![vec![None; n + 1]; k + 1];
+        best[0][n] = Some(0);
+        for p in 1..=k {
+            for j in (0..n).rev() {
+                let mut size = 0;
+                let mut b: Option<u32> = None;
+                for e in j + 1..=n {
+                    size += w[e - 1];
+                    if size > hi {
+                        break;
+                    }
+                    if size < lo {
+                        continue;
+                    }
+                    if let Some(rest) = best[p - 1][e] {
+                        let c = rest + u32::from(e < n && parts_l2[e]);
+                        b = Some(b.map_or(c, |b: u32| b.min(c)));
+                    }
+                }
+                best[p][j] = b;
+            }
+        }
+        best
+    };
+    let cost = |lo: usize, hi: usize| table(lo, hi)[k][0];
+    // The greedy cut exists, so (1, max) is feasible; tightening either
+    // bound can only raise the cost, hence binary searches.
+    let target = cost(1, max);
+    let (mut a, mut b) = (total.div_ceil(k), max);
+    while a < b {
+        let mid = (a + b) / 2;
+        if cost(1, mid) == target {
+            b = mid;
+        } else {
+            a = mid + 1;
+        }
+    }
+    let hi = a;
+    let (mut a, mut b) = (1, total / k);
+    while a < b {
+        let mid = (a + b).div_ceil(2);
+        if cost(mid, hi) == target {
+            a = mid;
+        } else {
+            b = mid - 1;
+        }
+    }
+    let lo = a;
+    // Walk the table, taking the longest first run that stays optimal.
+    let best = table(lo, hi);
+    let mut runs = Vec::with_capacity(k);
+    let mut j = 0;
+    for p in (1..=k).rev() {
+        let mut size = 0;
+        let mut pick = None;
+        for e in j + 1..=n {
+            size += w[e - 1];
+            if size > hi {
+                break;
+            }
+            if size < lo {
+                continue;
+            }
+            if let (Some(rest), Some(here)) = (best[p - 1][e], best[p][j])
+                && rest + u32::from(e < n && parts_l2[e]) == here
+            {
+                pick = Some(e);
+            }
+        }
+        // Some e always fits: best[p][j] was reached through one.
+        let e = pick.unwrap_or(n);
+        runs.push(e - j);
+        j = e;
+    }
+    runs
 }
 
 /// Steal order of each domain: domains of its own node first, starting
@@ -209,10 +411,87 @@ mod tests {
                     l3,
                     l2,
                     core: Some(cpu as u32),
+                    kind: None,
                 })
                 .collect(),
             distances: BTreeMap::new(),
         }
+    }
+
+    const DFL: DomainOpts = DomainOpts {
+        hybrid_together: false,
+        max_domain_cpus: None,
+    };
+
+    fn max(n: usize) -> DomainOpts {
+        DomainOpts {
+            hybrid_together: false,
+            max_domain_cpus: Some(n),
+        }
+    }
+
+    /// One node, one L3 of `cores` cores with `smt` threads each, Linux
+    /// server numbering (sibling k of core i is CPU i + k * cores), L2 per
+    /// core unless `l2_per` cores share one, on `node`; CPUs start at
+    /// `base` (for building several nodes).
+    fn llc(node: usize, base: usize, cores: usize, smt: usize, l2_per: usize) -> Vec<CpuInfo> {
+        let mut v = Vec::new();
+        for i in 0..cores {
+            for k in 0..smt {
+                v.push(CpuInfo {
+                    cpu: base + i + k * cores,
+                    node,
+                    l3: Some(node as u32),
+                    l2: Some((base + i / l2_per) as u32),
+                    core: Some((base + i) as u32),
+                    kind: None,
+                });
+            }
+        }
+        v
+    }
+
+    fn of(cpus: Vec<CpuInfo>) -> Topology {
+        let mut cpus = cpus;
+        cpus.sort_by_key(|c| c.cpu);
+        Topology {
+            cpus,
+            distances: BTreeMap::new(),
+        }
+    }
+
+    fn cpus_of(d: &Domains) -> Vec<Vec<usize>> {
+        d.domains.iter().map(|d| d.cpus.clone()).collect()
+    }
+
+    fn sizes(d: &Domains) -> Vec<usize> {
+        d.domains.iter().map(|d| d.cpus.len()).collect()
+    }
+
+    /// 12700H-like: P cores 0-11 (siblings 2i, 2i+1), E cores 12-19 in two
+    /// L2 clusters of 4, one L3.
+    fn hybrid() -> Topology {
+        let mut v = Vec::new();
+        for cpu in 0..20 {
+            let p = cpu < 12;
+            v.push(CpuInfo {
+                cpu,
+                node: 0,
+                l3: Some(0),
+                l2: Some(if p {
+                    cpu as u32 / 2
+                } else {
+                    6 + (cpu as u32 - 12) / 4
+                }),
+                core: Some(if p { cpu as u32 / 2 } else { cpu as u32 - 6 }),
+                kind: Some(if p {
+                    CoreKind::Performance
+                } else {
+                    CoreKind::Efficiency
+                }),
+            });
+        }
+        of(v)
     }
 
     #[test]
@@ -224,7 +503,7 @@ mod tests {
             (2, 1, Some(0), None),
             (3, 1, Some(1), None),
         ]);
-        let d = Domains::from_topology(&t).unwrap();
+        let d = Domains::from_topology(&t, &DFL).unwrap();
         let got: Vec<_> = d.domains.iter().map(|d| (d.node, d.cpus.clone())).collect();
         assert_eq!(got, vec![(0, vec![0, 1]), (1, vec![2]), (1, vec![3])]);
     }
@@ -237,7 +516,7 @@ mod tests {
             (2, 1, None, None),
             (3, 1, None, None),
         ]);
-        let d = Domains::from_topology(&t).unwrap();
+        let d = Domains::from_topology(&t, &DFL).unwrap();
         let got: Vec<_> = d.domains.iter().map(|d| d.cpus.clone()).collect();
         assert_eq!(got, vec![vec![0], vec![1], vec![2, 3]]);
     }
@@ -289,10 +568,292 @@ mod tests {
             (2, 1, Some(2), None),
             (3, 1, Some(3), None),
         ]);
-        let d = Domains::from_topology(&t).unwrap();
+        let d = Domains::from_topology(&t, &DFL).unwrap();
         assert_eq!(d.steal_order[0], vec![1, 2, 3]);
         assert_eq!(d.steal_order[1], vec![0, 2, 3]);
         assert_eq!(d.steal_order[2], vec![3, 0, 1]);
         assert_eq!(d.steal_order[3], vec![2, 0, 1]);
+    }
+
+    #[test]
+    fn hybrid_llc_is_split_by_core_type() {
+        let t = hybrid();
+        let d = Domains::from_topology(&t, &DFL).unwrap();
+        assert_eq!(
+            cpus_of(&d),
+            vec![(0..12).collect::<Vec<_>>(), (12..20).collect()]
+        );
+        assert_eq!(d.domains[0].kind, Some(CoreKind::Performance));
+        assert_eq!(d.domains[1].kind, Some(CoreKind::Efficiency));
+        assert!(d.to_json().contains(r#""kind":"efficiency""#));
+
+        let together = DomainOpts {
+            hybrid_together: true,
+            max_domain_cpus: None,
+        };
+        let d = Domains::from_topology(&t, &together).unwrap();
+        assert_eq!(cpus_of(&d), vec![(0..20).collect::<Vec<_>>()]);
+        assert_eq!(d.domains[0].kind, None);
+        assert!(!d.to_json().contains("kind"));
+    }
+
+    #[test]
+    fn kinds_are_left_out_where_unknown() {
+        let t = topo(&[(0, 0, Some(0), None), (1, 0, Some(0), None)]);
+        let d = Domains::from_topology(&t, &DFL).unwrap();
+        assert_eq!(
+            d.to_json(),
+            r#"{"domains":[{"id":0,"node":0,"cpus":[0,1]}]}"#
+        );
+    }
+
+    #[test]
+    fn cpumask_domains_get_the_kind_of_their_cpus() {
+        let t = hybrid();
+        let m: Vec<String> = ["0xff", "0xff00", "0xf0000"].map(String::from).to_vec();
+        let d = Domains::from_cpumasks(&m, &t).unwrap();
+        let kinds: Vec<_> = d.domains.iter().map(|d| d.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                Some(CoreKind::Performance),
+                None,
+                Some(CoreKind::Efficiency)
+            ]
+        );
+    }
+
+    #[test]
+    fn max_cpus_at_or_above_the_llc_size_changes_nothing() {
+        let t = of(llc(0, 0, 8, 2, 1));
+        for n in [16, 17, 1024] {
+            let d = Domains::from_topology(&t, &max(n)).unwrap();
+            assert_eq!(sizes(&d), vec![16], "N = {n}");
+        }
+        assert_eq!(
+            Domains::from_topology(&t, &max(16)).unwrap(),
+            Domains::from_topology(&t, &DFL).unwrap()
+        );
+    }
+
+    #[test]
+    fn smt_llc_is_cut_into_even_runs_of_whole_cores() {
+        // 56 cores x 2 threads, siblings i and i+56 (a big Xeon L3).
+        let t = of(llc(0, 0, 56, 2, 1));
+        let d = Domains::from_topology(&t, &max(16)).unwrap();
+        assert_eq!(sizes(&d), vec![16; 7]);
+        let first: Vec<usize> = (0..8).chain(56..64).collect();
+        assert_eq!(d.domains[0].cpus, first);
+        // Not a multiple: 112 into at most 24 needs 5 domains; 56 cores / 5.
+        let d = Domains::from_topology(&t, &max(24)).unwrap();
+        assert_eq!(sizes(&d), vec![24, 22, 22, 22, 22]);
+        // Odd N rounds each domain down to whole cores: 112 / 15 -> 8
+        // domains of 7 cores (14 CPUs).
+        let d = Domains::from_topology(&t, &max(15)).unwrap();
+        assert_eq!(sizes(&d), vec![14; 8]);
+        // N = 2: one core each.
+        let d = Domains::from_topology(&t, &max(2)).unwrap();
+        assert_eq!(d.domains.len(), 56);
+        for (i, dom) in d.domains.iter().enumerate() {
+            assert_eq!(dom.cpus, vec![i, i + 56]);
+        }
+    }
+
+    #[test]
+    fn smt_siblings_are_never_parted() {
+        let t = of(llc(0, 0, 6, 2, 1));
+        for n in 2..=12 {
+            let d = Domains::from_topology(&t, &max(n)).unwrap();
+            for dom in &d.domains {
+                assert!(dom.cpus.len() <= n);
+                for &c in &dom.cpus {
+                    let sib = if c < 6 { c + 6 } else { c - 6 };
+                    assert!(dom.cpus.contains(&sib), "N = {n}: {:?}", dom.cpus);
+                }
+            }
+            // The fewest domains of whole cores: ceil(6 cores / (N / 2)).
+            assert_eq!(d.domains.len(), 6usize.div_ceil(n / 2), "N = {n}");
+        }
+    }
+
+    #[test]
+    fn n_below_the_threads_of_a_core_is_an_error() {
+        let t = of(llc(0, 0, 4, 2, 1));
+        let e = format!("{:#}", Domains::from_topology(&t, &max(1)).unwrap_err());
+        assert!(
+            e.contains("--max-domain-cpus 1 is less than the 2 hardware threads"),
+            "{e}"
+        );
+        assert!(e.contains("CPUs [0, 4]"), "{e}");
+        // 4-way SMT needs at least 4.
+        let t = of(llc(0, 0, 2, 4, 1));
+        let e = format!("{:#}", Domains::from_topology(&t, &max(3)).unwrap_err());
+        assert!(e.contains("use at least 4"), "{e}");
+        assert_eq!(
+            sizes(&Domains::from_topology(&t, &max(4)).unwrap()),
+            vec![4, 4]
+        );
+    }
+
+    #[test]
+    fn n_of_one_without_smt_gives_one_domain_per_cpu() {
+        let t = of(llc(0, 0, 5, 1, 1));
+        let d = Domains::from_topology(&t, &max(1)).unwrap();
+        assert_eq!(
+            cpus_of(&d),
+            vec![vec![0], vec![1], vec![2], vec![3], vec![4]]
+        );
+    }
+
+    #[test]
+    fn odd_sizes_are_cut_as_evenly_as_possible() {
+        // 7 single-thread cores: N = 3 -> 3 domains 3/2/2 (not 3/3/1).
+        let t = of(llc(0, 0, 7, 1, 1));
+        assert_eq!(
+            sizes(&Domains::from_topology(&t, &max(3)).unwrap()),
+            vec![3, 2, 2]
+        );
+        // N = 6 -> 2 domains 4/3 (not 6/1).
+        assert_eq!(
+            sizes(&Domains::from_topology(&t, &max(6)).unwrap()),
+            vec![4, 3]
+        );
+        // 13 cores, N = 4 -> 4 domains 4/3/3/3.
+        let t = of(llc(0, 0, 13, 1, 1));
+        assert_eq!(
+            sizes(&Domains::from_topology(&t, &max(4)).unwrap()),
+            vec![4, 3, 3, 3]
+        );
+    }
+
+    #[test]
+    fn l2_clusters_stay_whole_where_n_allows() {
+        // 12 cores in 3 clusters of 4 sharing an L2, N = 8: two domains
+        // either way; 8/4 keeps every cluster whole where 6/6 would part
+        // one (and 8/4 before 4/8: larger runs first).
+        let t = of(llc(0, 0, 12, 1, 4));
+        let d = Domains::from_topology(&t, &max(8)).unwrap();
+        assert_eq!(
+            cpus_of(&d),
+            vec![(0..8).collect::<Vec<_>>(), (8..12).collect()]
+        );
+        // 16 cores in 4 clusters, N = 8: 8/8 on cluster lines.
+        let t = of(llc(0, 0, 16, 1, 4));
+        let d = Domains::from_topology(&t, &max(8)).unwrap();
+        assert_eq!(sizes(&d), vec![8, 8]);
+        // N = 2 is smaller than a cluster: clusters are parted, the fewest
+        // domains still win.
+        let t = of(llc(0, 0, 8, 1, 4));
+        let d = Domains::from_topology(&t, &max(2)).unwrap();
+        assert_eq!(sizes(&d), vec![2, 2, 2, 2]);
+        // 3 clusters, N = 6: two domains must part one cluster; then even.
+        let t = of(llc(0, 0, 12, 1, 4));
+        assert_eq!(
+            sizes(&Domains::from_topology(&t, &max(6)).unwrap()),
+            vec![6, 6]
+        );
+    }
+
+    #[test]
+    fn hybrid_split_then_max_cpus() {
+        let t = hybrid();
+        // By type first: P 12 -> 6/6, E 8 -> the two L2 clusters.
+        let d = Domains::from_topology(&t, &max(6)).unwrap();
+        assert_eq!(
+            cpus_of(&d),
+            vec![
+                (0..6).collect::<Vec<_>>(),
+                (6..12).collect(),
+                (12..16).collect(),
+                (16..20).collect()
+            ]
+        );
+        // Together, N = 8: 20 CPUs need 3 domains; 6/6/8 parts no L2 and
+        // lines up with the core types (8/8/4 or 8/4/8 would be less even).
+        let opts = DomainOpts {
+            hybrid_together: true,
+            max_domain_cpus: Some(8),
+        };
+        let d = Domains::from_topology(&t, &opts).unwrap();
+        assert_eq!(sizes(&d), vec![6, 6, 8]);
+        assert_eq!(d.domains[2].kind, Some(CoreKind::Efficiency));
+    }
+
+    #[test]
+    fn max_cpus_applies_per_node_and_keeps_the_numbering() {
+        // Two nodes, each one L3 of 8 cores x 2 threads: CPUs of node 0 are
+        // 0-7 and 8-15, of node 1 100-107 and 108-115.
+        let mut v = llc(0, 0, 8, 2, 1);
+        v.extend(llc(1, 100, 8, 2, 1));
+        let t = of(v);
+        let d = Domains::from_topology(&t, &max(6)).unwrap();
+        let got: Vec<(usize, Vec<usize>)> =
+            d.domains.iter().map(|d| (d.node, d.cpus.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, vec![0, 1, 2, 8, 9, 10]),
+                (0, vec![3, 4, 5, 11, 12, 13]),
+                (0, vec![6, 7, 14, 15]),
+                (1, vec![100, 101, 102, 108, 109, 110]),
+                (1, vec![103, 104, 105, 111, 112, 113]),
+                (1, vec![106, 107, 114, 115]),
+            ]
+        );
+        assert_eq!(d.steal_order[0], vec![1, 2, 3, 4, 5]);
+        assert_eq!(d.steal_order[3], vec![4, 5, 0, 1, 2]);
+    }
+
+    #[test]
+    fn too_many_domains_are_refused() {
+        let t = of(llc(0, 0, 130, 1, 1));
+        let e = format!("{:#}", Domains::from_topology(&t, &max(2)).unwrap_err());
+        assert!(e.contains("65 domains, more than the 64"), "{e}");
+        assert_eq!(
+            Domains::from_topology(&t, &max(3)).unwrap().domains.len(),
+            44
+        );
+    }
+
+    #[test]
+    fn cut_runs_covers_every_core_once() {
+        // Every N on assorted weight sequences: runs sum to the cores, fit
+        // N, and are the fewest possible.
+        let seqs: [&[usize]; 4] = [
+            &[1; 9],
+            &[2, 2, 1, 1, 1, 2, 2],
+            &[4, 4, 4],
+            &[1, 2, 1, 2, 1],
+        ];
+        for w in seqs {
+            let total: usize = w.iter().sum();
+            for n in *w.iter().max().unwrap()..=total + 1 {
+                let runs = cut_runs(w, &vec![false; w.len() + 1], n);
+                assert_eq!(runs.iter().sum::<usize>(), w.len(), "{w:?} N {n}");
+                let mut start = 0;
+                for len in &runs {
+                    assert!(*len > 0);
+                    assert!(w[start..start + len].iter().sum::<usize>() <= n);
+                    start += len;
+                }
+                assert!(runs.len() >= total.div_ceil(n));
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_size_llc_is_cut_in_reasonable_time() {
+        // MAX_CPUS CPUs on one L3: the cut tables stay small enough for a
+        // debug build (this runs at every start with --max-domain-cpus).
+        let t = of(llc(0, 0, MAX_CPUS, 1, 1));
+        let start = std::time::Instant::now();
+        assert_eq!(
+            sizes(&Domains::from_topology(&t, &max(1000)).unwrap()),
+            vec![512, 512]
+        );
+        let mut want = vec![93; 11];
+        want[0] = 94;
+        assert_eq!(sizes(&Domains::from_topology(&t, &max(100)).unwrap()), want);
+        assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
     }
 }

@@ -24,7 +24,7 @@ use log::{info, warn};
 
 use scx_rebal::balancer::{self, BalancerConfig, Reason};
 use scx_rebal::bpf_intf;
-use scx_rebal::domains::Domains;
+use scx_rebal::domains::{DomainOpts, Domains};
 use scx_rebal::load;
 use scx_rebal::monitor;
 use scx_rebal::sched::{self, LoadConfig, Scheduler};
@@ -62,6 +62,28 @@ struct Opts {
     /// Together they must cover every online CPU, without overlap.
     #[arg(long, value_name = "MASK", num_args = 1..)]
     cpumasks: Vec<String>,
+
+    /// On a hybrid CPU, keep performance and efficiency cores that share a
+    /// last-level cache in one domain. By default each core type gets its
+    /// own domain: on a mixed one a task's speed depends on which kind of
+    /// core it landed on, and the load figures the balancer compares lie.
+    /// Keep them together when one bigger pool of CPUs matters more than
+    /// even speed (throughput batch work that any core will do), or when
+    /// one type has too few cores to be worth a domain of its own. Not
+    /// with --cpumasks.
+    #[arg(long, conflicts_with = "cpumasks")]
+    hybrid_together: bool,
+
+    /// Split every last-level cache with more than N CPUs into the fewest
+    /// domains of at most N CPUs each, as even as possible, cut along core
+    /// order: SMT siblings stay together (N smaller than a core's thread
+    /// count is an error), and so do cores sharing an L2 where N allows.
+    /// For very large LLCs (e.g. 56 cores on one L3), where one domain
+    /// would make every steal and every balance decision machine-wide.
+    /// Not with --cpumasks.
+    #[arg(long, value_name = "N", conflicts_with = "cpumasks",
+          value_parser = clap::value_parser!(u64).range(1..=bpf_intf::consts_MAX_CPUS as u64))]
+    max_domain_cpus: Option<u64>,
 
     /// Fixed time slice in microseconds. Without it, the tuner varies the
     /// slice between --slice-min-us and --slice-max-us: shorter the more
@@ -234,7 +256,11 @@ fn tuner_config(opts: &Opts) -> TunerConfig {
 fn build_domains(opts: &Opts) -> Result<Domains> {
     let topo = Topology::read(opts.sysfs_root.as_deref()).context("reading the CPU topology")?;
     if opts.cpumasks.is_empty() {
-        Domains::from_topology(&topo)
+        let dopts = DomainOpts {
+            hybrid_together: opts.hybrid_together,
+            max_domain_cpus: opts.max_domain_cpus.map(|n| n as usize),
+        };
+        Domains::from_topology(&topo, &dopts)
     } else {
         Domains::from_cpumasks(&opts.cpumasks, &topo).context("invalid --cpumasks")
     }
@@ -373,7 +399,14 @@ impl Daemon<'_> {
         let opts = self.opts;
         let domains = build_domains(opts)?;
         for d in &domains.domains {
-            info!("domain {} node {} cpus {:?}", d.id, d.node, d.cpus);
+            let kind = d.kind.map(|k| format!(" kind {}", k.name()));
+            info!(
+                "domain {} node {} cpus {:?}{}",
+                d.id,
+                d.node,
+                d.cpus,
+                kind.unwrap_or_default()
+            );
         }
         let mut tuner = Tuner::new(tuner_config(opts));
         let cfg = LoadConfig {

@@ -66,6 +66,23 @@ const CASES: &[(&[&str], &str)] = &[
     ),
     (&["--monitor", "1", "--stats", "1"], "cannot be used with"),
     (&["--monitor", "1", "--run-for", "5"], "cannot be used with"),
+    (&["--max-domain-cpus", "0"], "0 is not in 1..=1024"),
+    (&["--max-domain-cpus", "x"], "invalid digit"),
+    (&["--max-domain-cpus", "-4"], "unexpected argument"),
+    (&["--max-domain-cpus", "1025"], "1025 is not in 1..=1024"),
+    (
+        &["--max-domain-cpus", "4", "--cpumasks", "0xf"],
+        "cannot be used with",
+    ),
+    (
+        &["--hybrid-together", "--cpumasks", "0x0f", "0xf0"],
+        "cannot be used with",
+    ),
+    // The fixture's cores have two threads each.
+    (
+        &["--max-domain-cpus", "1"],
+        "--max-domain-cpus 1 is less than the 2 hardware threads of one core",
+    ),
     (&["--no-such-option"], "unexpected argument"),
 ];
 
@@ -93,6 +110,41 @@ fn bad_options_are_refused_with_one_clear_line() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// --dump-domains honours the topology options: the same domains as the
+/// fixture's expected files.
+#[test]
+fn dump_domains_follows_the_topology_options() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("topology-fixtures");
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("hybrid-i7-12700h", &[], "expected.json"),
+        (
+            "hybrid-i7-12700h",
+            &["--hybrid-together"],
+            "expected-together.json",
+        ),
+        (
+            "1node-1llc-xeon8480",
+            &["--max-domain-cpus", "16"],
+            "expected-max16.json",
+        ),
+    ];
+    for (fixture, args, file) in cases {
+        let dir = root.join(fixture);
+        let out = Command::new(BIN)
+            .arg("--sysfs-root")
+            .arg(&dir)
+            .arg("--dump-domains")
+            .args(*args)
+            .output()
+            .expect("cannot run scx_rebal");
+        assert_eq!(out.status.code(), Some(0), "{fixture} {args:?}");
+        let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let want: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        assert_eq!(got, want, "{fixture} {args:?}");
+    }
 }
 
 #[test]
