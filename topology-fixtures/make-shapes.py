@@ -19,31 +19,13 @@ shared by SMT siblings, cache `id`s number the cache instances, and
 
 import os
 import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sysfs_format import fmt_list, fmt_mask  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SYS = "sys/devices/system"
-
-
-def fmt_list(cpus):
-    cpus, parts, i = sorted(cpus), [], 0
-    while i < len(cpus):
-        j = i
-        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
-            j += 1
-        parts.append(str(cpus[i]) if i == j else f"{cpus[i]}-{cpus[j]}")
-        i = j + 1
-    return ",".join(parts)
-
-
-def fmt_mask(cpus, nbits):
-    # The kernel's "%*pb" over nr_cpu_ids bits: 32-bit chunks joined by
-    # commas, the leading chunk only as wide as the bits it holds.
-    v = sum(1 << c for c in cpus)
-    chunks = []
-    for lo in range(0, nbits, 32):
-        width = min(32, nbits - lo)
-        chunks.append(f"{(v >> lo) & ((1 << width) - 1):0{(width + 3) // 4}x}")
-    return ",".join(reversed(chunks))
 
 
 class Cache:
