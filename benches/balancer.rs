@@ -1,11 +1,15 @@
 //! Cost of one balancer pass on deterministic, imbalanced snapshots of
 //! growing size (nodes x domains per node x candidates per domain), up to
-//! the 8 x 64 x 1024 the balancer is sized for.
+//! the 8 x 64 x 1024 the balancer is sized for; and of building domains at
+//! start (and at every hotplug restart) from the largest topology fixtures,
+//! with and without `--max-domain-cpus`.
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use scx_rebal::balancer::{BalancerConfig, DomSet, DomainSnap, Snapshot, TaskSnap, balance};
+use scx_rebal::domains::{DomainOpts, Domains};
+use scx_rebal::topology::Topology;
 
 /// xorshift64: deterministic and dependency-free, good enough for loads.
 struct XorShift(u64);
@@ -93,5 +97,29 @@ fn bench_balance(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_balance);
+fn bench_domains(c: &mut Criterion) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topology-fixtures");
+    let mut group = c.benchmark_group("domains");
+    for (fixture, max) in [
+        ("2node-8llc-epyc7513", None),
+        ("1node-1llc-xeon8480", None),
+        ("1node-1llc-xeon8480", Some(16)),
+    ] {
+        let topo = match Topology::read(Some(&root.join(fixture))) {
+            Ok(t) => t,
+            Err(e) => panic!("fixture {fixture}: {e:#}"),
+        };
+        let opts = DomainOpts {
+            max_domain_cpus: max,
+            ..Default::default()
+        };
+        let id = format!("{fixture}/max{}", max.map_or("-".into(), |m| m.to_string()));
+        group.bench_function(id, |b| {
+            b.iter(|| Domains::from_topology(black_box(&topo), black_box(&opts)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_balance, bench_domains);
 criterion_main!(benches);

@@ -128,18 +128,34 @@ struct Opts {
     #[arg(long)]
     fifo: bool,
 
+    /// Never cut a running task's slice short for a waking task with a
+    /// much earlier deadline (wakeup preemption is on by default: it is what
+    /// keeps a frame or audio thread from waiting a whole slice).
+    #[arg(long)]
+    no_preempt: bool,
+
+    /// A waking task preempts a running one only if the running task's
+    /// deadline is later by more than US microseconds: a CPU hog against
+    /// an interactive task, not two halves of a pipeline.
+    #[arg(long, value_name = "US",
+          default_value_t = bpf_intf::consts_PREEMPT_MARGIN_US_DFL as u64,
+          value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    preempt_margin_us: u64,
+
     /// Schedule only the tasks that chose SCHED_EXT; leave the rest to the
     /// kernel's default scheduler.
     #[arg(long)]
     partial: bool,
 
     /// Half-life of the load averages, in seconds.
-    #[arg(long, default_value_t = bpf_intf::consts_LOAD_HALF_LIFE_MS_DFL as f64 / 1000.0,
+    #[arg(long, value_name = "SECS",
+          default_value_t = bpf_intf::consts_LOAD_HALF_LIFE_MS_DFL as f64 / 1000.0,
           allow_negative_numbers = true, value_parser = positive_secs)]
     load_half_life: f64,
 
     /// Seconds between two balancing rounds (and two --stats-json lines).
-    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true, value_parser = positive_secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 2.0, allow_negative_numbers = true,
+          value_parser = positive_secs)]
     interval: f64,
 
     /// When a domain has no idle CPU for new work, do not wake idle CPUs of
@@ -420,6 +436,8 @@ impl Daemon<'_> {
             direct_node_greedy: !opts.no_direct_node,
             direct_xnode_greedy: opts.direct_xnode,
             fifo: opts.fifo,
+            no_preempt: opts.no_preempt,
+            preempt_margin_us: opts.preempt_margin_us,
             partial: opts.partial,
             verbose: opts.verbose,
         };

@@ -36,6 +36,11 @@ pub struct LoadConfig {
     pub direct_xnode_greedy: bool,
     /// Plain FIFO per domain instead of deadlines (`--fifo`).
     pub fifo: bool,
+    /// Never preempt a running task for a waking one (`--no-preempt`).
+    pub no_preempt: bool,
+    /// How much later a running task's deadline must be for a waking task
+    /// to preempt it (`--preempt-margin-us`).
+    pub preempt_margin_us: u64,
     /// Schedule only tasks that chose SCHED_EXT (`--partial`).
     pub partial: bool,
     pub verbose: u8,
@@ -130,6 +135,8 @@ impl<'a> Scheduler<'a> {
         rodata.direct_node_greedy = cfg.direct_node_greedy;
         rodata.direct_xnode_greedy = cfg.direct_xnode_greedy;
         rodata.fifo_mode = cfg.fifo;
+        rodata.no_preempt = cfg.no_preempt;
+        rodata.preempt_margin_ns = cfg.preempt_margin_us * 1000;
         for slot in rodata.cpu_dom.iter_mut() {
             *slot = bpf_intf::consts_NO_DOM;
         }

@@ -51,7 +51,12 @@ fn hotplug_storms_and_sigkill() {
         field(&res, "online").as_deref() == Some("0-7"),
         "not every CPU came back online",
     );
-    for when in ["after hotplug", "after storms", "after SIGKILL"] {
+    for when in [
+        "after hotplug",
+        "after storms",
+        "after task storm",
+        "after SIGKILL",
+    ] {
         c.check(
             field(&res, when).as_deref() == Some("0 dead"),
             format!("hogs lost {when}: {:?}", field(&res, when)),
@@ -69,6 +74,17 @@ fn hotplug_storms_and_sigkill() {
     c.check(
         field(&res, "storm_restarts").as_deref() == Some("0"),
         "scx_rebal was ejected during the storms",
+    );
+    c.check(
+        field(&res, "forkstorm_rc").as_deref() == Some("0")
+            && field(&res, "after_forkstorm").as_deref() == Some("enabled")
+            && field(&res, "forkstorm_restarts").as_deref() == Some("0"),
+        format!(
+            "task storm: stress-ng {:?}, state after {:?}, ejected {:?} times",
+            field(&res, "forkstorm_rc"),
+            field(&res, "after_forkstorm"),
+            field(&res, "forkstorm_restarts")
+        ),
     );
     c.check(
         field(&res, "after_kill_hackbench").as_deref() == Some("ran"),
@@ -91,6 +107,7 @@ fn hotplug_storms_and_sigkill() {
             "faults.txt",
             "sched.log",
             "stress-ng.log",
+            "forkstorm.log",
             "dmesg.txt",
             "vm-run.log",
         ],

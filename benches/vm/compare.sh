@@ -65,7 +65,7 @@ while [ "$r" -le "$rounds" ]; do
             END {
                 printf "{\"sched\":\"%s\",\"round\":%d,\"secs\":%.3f,\"state\":\"%s\",\"progs\":{", n, r, s / 1000, st
                 sep = ""
-                for (k in t) { printf "%s\"%s\":[%d,%d]", sep, k, t[k], c[k]; sep = "," }
+                for (k in t) { printf "%s\"%s\":[%.0f,%.0f]", sep, k, t[k], c[k]; sep = "," }
                 printf "},\"metrics\":{"
                 sep = ""
                 for (k in m) { printf "%s\"%s\":%s", sep, k, m[k]; sep = "," }

@@ -5,6 +5,7 @@
 #  2. Storms for SOAK seconds: affinity changes (stress-ng and hogs re-pinned
 #     many times a second), fork/exit churn, nice changes, a SCHED_FIFO task
 #     beside it, cgroup moves.
+#     Then a task storm alone: stress-ng forking short-lived tasks flat out.
 #  3. SIGKILL of the daemon: the kernel falls back to its default scheduler,
 #     every task keeps running, and a new scx_rebal starts cleanly.
 # Usage: faults.sh SCHED_BINARY OUTDIR CYCLES SOAK_SECS
@@ -120,6 +121,24 @@ echo "storm_restarts: $(($(restarts) - before))" >>"$res"
 echo "repins: $(cat "$out/repins" 2>/dev/null)" >>"$res"
 echo "cgmoves: $(cat "$out/cgmoves" 2>/dev/null)" >>"$res"
 hogs_alive "after storms"
+
+# A task storm alone (hogs stopped, so that forks get the CPUs): as many
+# short-lived tasks per second as the guest can make, each one a task_ctx
+# created and freed, for a third of SOAK (at least 10 s).
+log "task storm"
+# shellcheck disable=SC2086
+kill -STOP $hogs
+forks=$((soak / 3 > 10 ? soak / 3 : 10))
+stress-ng --fork 4 --fork-max 32 --timeout "${forks}s" --metrics-brief --temp-path /tmp \
+    >"$out/forkstorm.log" 2>&1
+echo "forkstorm_rc: $?" >>"$res"
+awk '$4 == "fork" { printf "forks: %d in %.0f s, %.0f/s\n", $5, $6, $9 }' \
+    "$out/forkstorm.log" >>"$res"
+# shellcheck disable=SC2086
+kill -CONT $hogs
+record "$res" after_forkstorm scx_state
+echo "forkstorm_restarts: $(($(restarts) - before))" >>"$res"
+hogs_alive "after task storm"
 
 log "SIGKILL"
 kill -KILL "$pid"
