@@ -79,14 +79,15 @@ fn stats_socket_monitor_json_and_exit_status() {
         format!("--stats printed {} tables, domain rows {tt:?}", tt.len()),
     );
 
-    // --stats-json: one object a second with the documented fields; under
+    // --stats-json: one object a second (fewer when the guest is starved:
+    // 16 seen in 20 s) with the documented fields; under
     // 16 hogs on 8 CPUs tasks wait in every domain at some point.
     let lines: Vec<serde_json::Value> = read(&dir.join("stats.jsonl"))
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     c.check(
-        lines.len() >= 15,
+        lines.len() >= 10,
         format!("{} JSON lines for a 20 s run at 1 s", lines.len()),
     );
     for key in [
