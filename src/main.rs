@@ -35,6 +35,9 @@ use scx_rebal::tuner::{Tuner, TunerConfig, Tuning};
 /// Loads tried in a row after a restart request before giving up.
 const RESTART_RETRIES: u32 = 5;
 
+/// Pause after a restart request before loading again (see run()).
+const RESTART_SETTLE: Duration = Duration::from_secs(1);
+
 /// Rounds a moved task is left where it was put (see balance_round).
 const MOVE_COOLDOWN_ROUNDS: u64 = 3;
 
@@ -708,6 +711,11 @@ fn run(opts: &Opts) -> Result<Outcome> {
                      (restart {})",
                     daemon.restarts
                 );
+                // The kernel asks from inside the hotplug operation, which
+                // goes on after we are out. Loading again at once raced it
+                // once in the VM: the attach never returned (CPU 2 coming
+                // online, 12 minutes). Let the operation finish first.
+                std::thread::sleep(RESTART_SETTLE);
             }
             Ok(Ended::Ejected { restart: false }) => {
                 return Ok(Outcome {
