@@ -696,15 +696,22 @@ static u32 freq_now(u32 freq, u64 last_at, u64 now)
  *   charged with real runtime) is untouched: a boosted task that runs
  *   more than its share falls behind in vtime like any other.
  */
+/* The run term before the cap: max(avg_runtime, @burst), weight-scaled. */
+static u64 run_term(struct task_struct *p, struct task_ctx *taskc, u64 burst)
+{
+	u64 run = burst > taskc->avg_runtime ? burst : taskc->avg_runtime;
+
+	return run * WEIGHT_NICE0 / (p->scx.weight ?: 1);
+}
+
 static u64 task_deadline(struct task_struct *p, struct task_ctx *taskc,
 			 u64 vtime, u32 count_dom, u64 now)
 {
-	u64 run = taskc->burst > taskc->avg_runtime ? taskc->burst : taskc->avg_runtime;
+	u64 run = run_term(p, taskc, taskc->burst);
 	u32 b = log2_u32(1 + freq_now(taskc->blocked_freq, taskc->last_blocked_at, now));
 	u32 w = log2_u32(1 + freq_now(taskc->waker_freq, taskc->last_woke_at, now));
 	u32 level = b + 2 * w + (b < w ? b : w);
 
-	run = run * WEIGHT_NICE0 / (p->scx.weight ?: 1);
 	if (run > DL_RUN_MAX_US * 1000ULL) {
 		run = DL_RUN_MAX_US * 1000ULL;
 		if (count_dom != NO_DOM)
@@ -738,8 +745,7 @@ static void note_running_dl(struct task_struct *p, struct task_ctx *taskc,
 	 * seen with hackbench, a preemption after nearly every message, 10x
 	 * the context switches of --fifo and 3x EEVDF's time.
 	 */
-	if ((burst + ran > taskc->avg_runtime ? burst + ran : taskc->avg_runtime) *
-	    WEIGHT_NICE0 / (p->scx.weight ?: 1) < DL_RUN_MAX_US * 1000ULL) {
+	if (run_term(p, taskc, burst + ran) < DL_RUN_MAX_US * 1000ULL) {
 		*run_dl = 0;
 		return;
 	}
@@ -833,15 +839,16 @@ void BPF_STRUCT_OPS(rebal_dispatch, s32 cpu, struct task_struct *prev)
 {
 	struct task_ctx *taskc;
 	u32 dom = cpu_to_dom(cpu), i;
+	bool got;
 
 	if (dom >= nr_doms || dom >= MAX_DOMS)
 		return;
-	if (scx_bpf_dsq_move_to_local(dom, 0)) {
+	got = scx_bpf_dsq_move_to_local(dom, 0);
+	note_queued(dom);
+	if (got) {
 		stat_add(dom, DSTAT_DISPATCHED, 1);
-		note_queued(dom);
 		return;
 	}
-	note_queued(dom);
 
 	/*
 	 * Nothing else queued here, but the task whose slice just ended can
