@@ -3,7 +3,9 @@
 # in turn, in one boot, with the kernel's BPF run-time statistics on, and
 # writes one JSON line per run to OUTDIR/runs.jsonl:
 #   {"sched":..., "round":N, "secs":..., "progs":{"name":[run_time_ns, run_cnt]}}
-# progs are the deltas over the workload of the scheduler's struct_ops programs.
+# progs are the deltas over the workload of the scheduler's struct_ops programs;
+# metrics are the workload's "metric" lines plus ctxsw, the context switches
+# (all CPUs) during the workload.
 # Schedulers alternate (A B C A B C ...): TCG's clock drifts over a boot, so
 # only ratios inside one run mean anything.
 # Usage: compare.sh OUTDIR ROUNDS WORKLOAD NAME=CMD...   (NAME=eevdf: no scheduler)
@@ -46,9 +48,11 @@ while [ "$r" -le "$rounds" ]; do
             sleep 2
         fi
         progs >"$out/before"
+        cs0=$(awk '/^ctxt/ { print $2 }' /proc/stat)
         t0=$(date +%s%N)
         BENCH_OUT=$out BENCH_TAG=$name.$r sh -c "$workload" >"$out/$name.$r.workload" 2>&1
         t1=$(date +%s%N)
+        cs1=$(awk '/^ctxt/ { print $2 }' /proc/stat)
         progs >"$out/after"
         st=$(state)
         if [ -n "$pid" ]; then
@@ -58,6 +62,8 @@ while [ "$r" -le "$rounds" ]; do
         fi
         # "metric NAME VALUE" lines of the workload's output (see latency.sh).
         grep '^metric ' "$out/$name.$r.workload" >"$out/metrics"
+        # Context switches over the whole workload, all CPUs.
+        echo "metric ctxsw $((cs1 - cs0))" >>"$out/metrics"
         awk -v n="$name" -v r="$r" -v s="$(((t1 - t0) / 1000000))" -v st="$st" '
             FILENAME == ARGV[1] { b[$1] = $2 " " $3; next }
             FILENAME == ARGV[2] { split(b[$1], o, " "); t[$1] = $2 - o[1]; c[$1] = $3 - o[2]; next }
