@@ -1,5 +1,6 @@
 //! VM test of the latency knobs (issue 4): the tuner's slice follows load
-//! (short while tasks wait, back to the longest once they are gone),
+//! (short while tasks wait, back to the longest once they are gone), a
+//! pinned periodic thread preempts CPU hogs when it wakes,
 //! `--fifo` schedules, and `--partial` leaves every task alone but those
 //! that chose SCHED_EXT. Guest side: tests/vm/modes.sh.
 
@@ -58,6 +59,25 @@ fn tuner_fifo_and_partial() {
     c.check(
         field(&modes, "tuner_exit").as_deref() == Some("0"),
         "tuner phase: scheduler did not exit cleanly",
+    );
+
+    // Wakeup preemption: each wakeup of the pinned periodic thread finds a
+    // hog on its CPU, due far later; at least half must preempt it (the
+    // rest may find the CPU between hogs, or a hog not yet judged a hog).
+    let num = |k: &str| field(&modes, k).and_then(|v| v.parse::<u64>().ok());
+    let loops = num("preempt_loops").unwrap_or(0);
+    let preempts = num("preempt_after")
+        .zip(num("preempt_before"))
+        .map(|(a, b)| a.saturating_sub(b));
+    c.check(
+        field(&modes, "cyclictest_rc").as_deref() == Some("0"),
+        "preemption: cyclictest failed (see cyclictest.hist)",
+    );
+    c.check(
+        preempts.is_some_and(|n| n * 2 >= loops),
+        format!(
+            "preemption: {preempts:?} preemptions for {loops} wakeups of a pinned thread under hogs"
+        ),
     );
 
     // --fifo

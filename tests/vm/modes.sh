@@ -21,19 +21,30 @@ hogs() { # hogs N: starts N CPU hogs, prints their pids
 
 # A run: idle, then 16 hogs on 8 CPUs, then idle again. The slice must
 # shrink while tasks wait and come back once they are gone.
+PREEMPT_LOOPS=200
+echo "preempt_loops: $PREEMPT_LOOPS" >"$out/modes.txt"
 log "tuner phase"
 "$sched" --stats-json "$out/tuner.stats.jsonl" --interval 0.5 >"$out/tuner.log" 2>&1 &
 pid=$!
 wait_for_state enabled 60
 sleep 3
 p=$(hogs 16)
-sleep 6
+sleep 3
+# Wakeup preemption: a periodic thread pinned to CPU 1 (pinned tasks skip
+# the domain queues) must cut the hogs' slices short when it wakes; the
+# stats' preempt counter is read before and after (vm_modes.rs compares).
+record "$out/modes.txt" preempt_before sh -c "tail -n 1 '$out/tuner.stats.jsonl' | jq .preempt"
+cyclictest -q -m -t 1 -a 1 -i 2000 -l "$PREEMPT_LOOPS" -h 100000 >"$out/cyclictest.hist" 2>&1
+echo "cyclictest_rc: $?" >>"$out/modes.txt"
+sleep 1.5	# one more stats line
+record "$out/modes.txt" preempt_after sh -c "tail -n 1 '$out/tuner.stats.jsonl' | jq .preempt"
+sleep 2
 # shellcheck disable=SC2086 # a list of pids
 kill $p
 sleep 4
 kill -INT "$pid"
 wait "$pid"
-echo "tuner_exit: $?" >"$out/modes.txt"
+echo "tuner_exit: $?" >>"$out/modes.txt"
 wait_for_state disabled 30
 
 log "fifo phase"
