@@ -37,7 +37,8 @@ enum consts {
 
 	/* Defaults the daemon passes unless told otherwise. */
 	SLICE_DFL_US		= 5000,
-	SLICE_MIN_US_DFL	= 500,
+	/* 10 ms, not less: see "Why the floor" in src/tuner.rs. */
+	SLICE_MIN_US_DFL	= 10000,
 	SLICE_MAX_US_DFL	= 20000,
 	LOAD_HALF_LIFE_MS_DFL	= 1000,
 	TUNE_INTERVAL_MS_DFL	= 100,
