@@ -34,7 +34,7 @@
  *
  * Deadlines: a domain's queue is ordered not by vtime itself but by a
  * virtual deadline, vtime plus the task's expected run length (what it
- * really ran per wakeup, weighted by nice), shortened for tasks that others
+ * really ran per hand-off, weighted by nice), shortened for tasks that others
  * wait on. Fairness still comes from vtime, which only real runtime moves;
  * the deadline decides who goes first among tasks that are owed time. See
  * task_deadline() for the formula and why.
