@@ -686,6 +686,12 @@ static u32 freq_now(u32 freq, u64 last_at, u64 now)
 	return bound < freq ? bound : freq;
 }
 
+/* The burst so far of @taskc, running for @ran since running(). */
+static u64 burst_now(struct task_ctx *taskc, u64 ran)
+{
+	return taskc->burst + (ran > taskc->burst_skip ? ran - taskc->burst_skip : 0);
+}
+
 /*
  * A hand-off: the task gives the CPU, or work, to others: it blocks, or it
  * wakes another task. What it ran since its previous hand-off is one run
@@ -703,17 +709,9 @@ static u32 freq_now(u32 freq, u64 last_at, u64 now)
  */
 static void hand_off(struct task_ctx *taskc, u64 ran, bool sleeping)
 {
-	u64 run = taskc->burst + (ran > taskc->burst_skip ? ran - taskc->burst_skip : 0);
-
-	taskc->avg_runtime = (taskc->avg_runtime * 3 + run) / 4;
+	taskc->avg_runtime = (taskc->avg_runtime * 3 + burst_now(taskc, ran)) / 4;
 	taskc->burst = 0;
 	taskc->burst_skip = sleeping ? 0 : ran;
-}
-
-/* The burst so far of @taskc, running for @ran since running(). */
-static u64 burst_now(struct task_ctx *taskc, u64 ran)
-{
-	return taskc->burst + (ran > taskc->burst_skip ? ran - taskc->burst_skip : 0);
 }
 
 /*
@@ -756,10 +754,10 @@ static u64 run_term(struct task_struct *p, struct task_ctx *taskc, u64 burst)
 	return run * WEIGHT_NICE0 / (p->scx.weight ?: 1);
 }
 
-static u64 task_deadline(struct task_struct *p, struct task_ctx *taskc,
-			 u64 vtime, u32 count_dom, u64 now)
+static __always_inline u64 task_deadline(struct task_struct *p, struct task_ctx *taskc,
+					 u64 vtime, u64 burst, u32 count_dom, u64 now)
 {
-	u64 run = run_term(p, taskc, taskc->burst);
+	u64 run = run_term(p, taskc, burst);
 	u32 b = log2_u32(1 + freq_now(taskc->blocked_freq, taskc->last_blocked_at, now));
 	u32 w = log2_u32(1 + freq_now(taskc->waker_freq, taskc->last_woke_at, now));
 	u32 level = b + 2 * w + (b < w ? b : w);
@@ -784,8 +782,7 @@ static void note_running_dl(struct task_struct *p, struct task_ctx *taskc,
 			    s32 cpu, u64 now)
 {
 	u64 *run_dl = MEMBER_VPTR(cpu_run_dl, [cpu]);
-	u64 ran = now - taskc->running_at, burst = taskc->burst;
-	u64 cur = burst_now(taskc, ran), dl;
+	u64 ran = now - taskc->running_at, cur = burst_now(taskc, ran);
 
 	if (!run_dl || fifo_mode)
 		return;
@@ -801,11 +798,9 @@ static void note_running_dl(struct task_struct *p, struct task_ctx *taskc,
 		*run_dl = 0;
 		return;
 	}
-	taskc->burst = cur;
-	dl = task_deadline(p, taskc, taskc->vtime + ran * WEIGHT_NICE0 / (p->scx.weight ?: 1),
-			   NO_DOM, now);
-	taskc->burst = burst;
-	*run_dl = dl;
+	*run_dl = task_deadline(p, taskc,
+				taskc->vtime + ran * WEIGHT_NICE0 / (p->scx.weight ?: 1),
+				cur, NO_DOM, now);
 }
 
 /*
@@ -831,10 +826,25 @@ static bool should_preempt(s32 cpu, u32 dom, u64 dl)
 	return true;
 }
 
+/*
+ * Keep @p's vtime at most one slice behind its domain's clock (a sleeper
+ * gets the CPU soon, not a head start as long as its sleep) and return
+ * its deadline.
+ */
+static u64 place_vtime(struct task_struct *p, struct task_ctx *taskc, u32 dom, u64 slice)
+{
+	u64 vtime = taskc->vtime, floor = dom_clock(dom) - slice;
+
+	if (time_before(vtime, floor))
+		vtime = floor;
+	taskc->vtime = vtime;
+	return task_deadline(p, taskc, vtime, taskc->burst, dom, scx_bpf_now());
+}
+
 void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *taskc = lookup_task_ctx(p);
-	u64 vtime, floor, dl = 0, slice = slice_ns;
+	u64 dl = 0, slice = slice_ns;
 	s32 cpu;
 	u32 dom;
 
@@ -847,14 +857,6 @@ void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 	maybe_migrate(p, taskc);
 	dom = taskc->dom;
 
-	if (!fifo_mode && dom < MAX_DOMS) {
-		vtime = taskc->vtime;
-		floor = dom_clock(dom) - slice;
-		if (time_before(vtime, floor))
-			vtime = floor;
-		taskc->vtime = vtime;
-		dl = task_deadline(p, taskc, vtime, dom, scx_bpf_now());
-	}
 	cpu = scx_bpf_task_cpu(p);
 
 	/*
@@ -867,7 +869,8 @@ void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 	 * itself, by IPI if it is another one.
 	 */
 	if (p->nr_cpus_allowed == 1) {
-		if ((enq_flags & SCX_ENQ_WAKEUP) && should_preempt(cpu, dom, dl))
+		if ((enq_flags & SCX_ENQ_WAKEUP) && !fifo_mode && dom < MAX_DOMS &&
+		    should_preempt(cpu, dom, place_vtime(p, taskc, dom, slice)))
 			enq_flags |= SCX_ENQ_PREEMPT;
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, enq_flags);
 		stat_add(dom, DSTAT_PINNED, 1);
@@ -877,6 +880,8 @@ void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, slice, enq_flags);
 		return;
 	}
+	if (!fifo_mode)
+		dl = place_vtime(p, taskc, dom, slice);
 	/*
 	 * A wakeup that is to preempt the task running on this very CPU (a
 	 * timer interrupt waking a frame thread over a CPU hog, typically)
