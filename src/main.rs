@@ -290,8 +290,14 @@ fn init_logging(verbose: u8) {
         0 | 1 => simplelog::LevelFilter::Info,
         _ => simplelog::LevelFilter::Debug,
     };
+    // Time of day (UTC, ms) on every line: moves and restarts can then be
+    // lined up with what else happened on the machine (and the VM tests
+    // match moves against their own timestamped samples).
     let cfg = simplelog::ConfigBuilder::new()
-        .set_time_level(simplelog::LevelFilter::Off)
+        .set_time_level(simplelog::LevelFilter::Error)
+        .set_time_format_custom(time::macros::format_description!(
+            "[hour]:[minute]:[second].[subsecond digits:3]"
+        ))
         .set_target_level(simplelog::LevelFilter::Off)
         .set_thread_level(simplelog::LevelFilter::Off)
         .set_location_level(simplelog::LevelFilter::Off)

@@ -12,8 +12,10 @@
 //!   stay piled on domain 0 without it;
 //! - measured by the guest kernel, not by scx_rebal: in the second half of
 //!   each phase, how often a hog is found on a CPU of its home domain (the
-//!   last domain the balancer moved it to). Moves that did not take effect,
-//!   or that BPF undid, would leave this at domain 0's 2 CPUs of 8;
+//!   domain the balancer had last moved it to when the sample was taken,
+//!   from the timestamps of the daemon's log and of the samples). Moves that
+//!   did not take effect, or that BPF undid, would leave this at domain 0's
+//!   2 CPUs of 8;
 //! - cross-domain steals per second fall once homes are even;
 //! - no hog is moved more than twice (no ping-pong between rounds).
 
@@ -63,8 +65,30 @@ fn dom_field(line: &serde_json::Value, field: &str) -> Vec<f64> {
         .collect()
 }
 
-/// The moves a log reports ("move pid P dom A -> B (...)"), in order.
-fn moves(log: &str) -> Vec<(u32, usize)> {
+/// Seconds since midnight UTC of an "HH:MM:SS.mmm" log timestamp.
+fn time_of_day(stamp: &str) -> Option<f64> {
+    let mut f = stamp.split(':');
+    let h: f64 = f.next()?.parse().ok()?;
+    let m: f64 = f.next()?.parse().ok()?;
+    let s: f64 = f.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// `t` relative to `t0`, both times of day, across a midnight between them.
+fn since(t: f64, t0: f64) -> f64 {
+    let d = t - t0;
+    if d > 43200.0 {
+        d - 86400.0
+    } else if d < -43200.0 {
+        d + 86400.0
+    } else {
+        d
+    }
+}
+
+/// The moves a log reports ("HH:MM:SS.mmm [INFO] move pid P dom A -> B
+/// (...)"), in order, with their time of day.
+fn moves(log: &str) -> Vec<(f64, u32, usize)> {
     let mut out = Vec::new();
     for l in log.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
@@ -76,10 +100,11 @@ fn moves(log: &str) -> Vec<(u32, usize)> {
             continue;
         }
         if f.get(i + 1) == Some(&"pid") && f.get(i + 3) == Some(&"dom") {
+            let at = f.first().and_then(|t| time_of_day(t));
             let pid = f.get(i + 2).and_then(|p| p.parse().ok());
             let to = f.get(i + 6).and_then(|d| d.parse().ok());
-            if let (Some(pid), Some(to)) = (pid, to) {
-                out.push((pid, to));
+            if let (Some(at), Some(pid), Some(to)) = (at, pid, to) {
+                out.push((at, pid, to));
             }
         }
     }
@@ -135,17 +160,28 @@ fn measure(dir: &Path, name: &str) -> Phase {
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
         .collect();
+    let log_moves = moves(&log);
     let mut home: BTreeMap<u32, usize> = hogs.iter().map(|&p| (p, 0)).collect();
     let mut hog_moves: BTreeMap<u32, usize> = BTreeMap::new();
-    for (pid, to) in moves(&log) {
+    for &(_, pid, to) in &log_moves {
         if hogs.contains(&pid) {
             home.insert(pid, to);
             *hog_moves.entry(pid).or_default() += 1;
         }
     }
+    // A hog's home at a moment: the last move of it logged before then.
+    let home_at = |pid: u32, t: f64, t0: f64| {
+        log_moves
+            .iter()
+            .filter(|(at, p, _)| *p == pid && since(*at, t0) <= since(t, t0))
+            .map(|(_, _, to)| *to)
+            .next_back()
+            .unwrap_or(0)
+    };
 
-    // "sample pid cpu" lines; judge the second half, once moves are done.
-    let samples: Vec<(u64, u32, usize)> = read(&dir.join(format!("{name}.where")))
+    // "time-of-day pid cpu" lines; judge the second half (by time), once
+    // moves are mostly done, each sample against the home of that moment.
+    let samples: Vec<(f64, u32, usize)> = read(&dir.join(format!("{name}.where")))
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -156,13 +192,16 @@ fn measure(dir: &Path, name: &str) -> Phase {
             ))
         })
         .collect();
-    let last = samples.iter().map(|s| s.0).max().unwrap_or(0);
-    let late: Vec<_> = samples.iter().filter(|s| s.0 > last / 2).collect();
+    let t0 = samples.first().map(|s| s.0).unwrap_or(0.0);
+    let last = samples.iter().map(|s| since(s.0, t0)).fold(0.0, f64::max);
+    let late: Vec<_> = samples
+        .iter()
+        .filter(|s| since(s.0, t0) > last / 2.0)
+        .collect();
     let at_home = late
         .iter()
-        .filter(|(_, pid, cpu)| {
-            home.get(pid)
-                .and_then(|d| doms.get(d))
+        .filter(|(t, pid, cpu)| {
+            doms.get(&home_at(*pid, *t, t0))
                 .is_some_and(|cpus| cpus.contains(cpu))
         })
         .count();
@@ -171,7 +210,7 @@ fn measure(dir: &Path, name: &str) -> Phase {
     let report = format!(
         "{name}: busy jiffies per domain (2nd half, /proc/stat) {busy:?}, busiest/least {:.2}; \
          settled load per domain {:?}, {:.0} steals/s, hogs at home in {at_home} of {} \
-         late samples ({:.0}%), homes {home:?}, moves per hog {hog_moves:?}, {migrated} moves took \
+         late samples ({:.0}%), final homes {home:?}, moves per hog {hog_moves:?}, {migrated} moves took \
          effect\n",
         ratio(&busy),
         settled_load

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Guest side of tests/vm_balance.rs. Eight CPU hogs start pinned to domain 0's
 # CPUs (so domain 0 becomes their home), are unpinned, and for 30 s the CPU
-# each hog is on (/proc/PID/stat field 39) is sampled every ~0.5 s. Two
+# each hog is on (/proc/PID/stat field 39) is sampled every ~0.25 s. Two
 # phases in one boot: with --no-load-balance, then with balancing.
 #
 # Why not just compare the domains' busy time: idle CPUs steal from other
@@ -35,28 +35,42 @@ phase() {
     sleep 2
     for p in $pids; do taskset -pc "$online" "$p" >/dev/null; done
     echo "$pids" >"$out/$name.pids"
-    : >"$out/$name.where"
-    # Builtins only in the loop (read, set, printf): forks are slow under TCG.
-    end=$(($(date +%s) + 30))
-    half=$(($(date +%s) + 15))
-    s=0
-    while [ "$(date +%s)" -lt "$end" ]; do
-        s=$((s + 1))
-        # Busy time per CPU over the second half, from the guest kernel.
-        if [ "$half" -gt 0 ] && [ "$(date +%s)" -ge "$half" ]; then
-            grep '^cpu[0-9]' /proc/stat >"$out/$name.stat0"
-            half=0
-        fi
-        for p in $pids; do
-            read -r l <"/proc/$p/stat"
-            # shellcheck disable=SC2086 # split the stat line into fields
-            set -- $l
-            shift 38
-            printf '%s %s %s\n' "$s" "$p" "$1" >>"$out/$name.where"
-        done
-        sleep 0.5
-    done
-    grep '^cpu[0-9]' /proc/stat >"$out/$name.stat1"
+    # The sampler is Python, not a shell loop: under TCG with every vCPU
+    # busy, each fork (date, sleep) took seconds, and a shell loop managed
+    # 3-4 samples per hog in 15 s, too few to judge. Each line is "time of
+    # day (UTC, s) pid cpu", so a sample can be matched against the home the
+    # daemon's log gave the hog at that moment.
+    # shellcheck disable=SC2086 # one argument per pid
+    python3 - "$out/$name" 30 $pids <<'EOF'
+import sys, time
+base, secs, pids = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+
+def cpustat(path):
+    with open('/proc/stat') as src, open(path, 'w') as dst:
+        dst.writelines(l for l in src if l[:3] == 'cpu' and l[3].isdigit())
+
+start = time.monotonic()
+half = False
+with open(base + '.where', 'w') as out:
+    while time.monotonic() - start < secs:
+        if not half and time.monotonic() - start >= secs / 2:
+            cpustat(base + '.stat0')  # busy time over the second half
+            half = True
+        tod = time.time() % 86400
+        for p in pids:
+            try:
+                with open('/proc/%s/stat' % p) as f:
+                    # Field 39 (processor); fields after the comm's ')' start at 3.
+                    cpu = f.read().rsplit(')', 1)[1].split()[36]
+            except (OSError, IndexError):
+                continue
+            out.write('%.3f %s %s\n' % (tod, p, cpu))
+        out.flush()
+        time.sleep(0.25)
+cpustat(base + '.stat1')
+EOF
+    # Which tasks besides the hogs carried load (the balancer moves them too).
+    ps -eo pid,psr,pcpu,time,comm --sort=-pcpu | head -30 >"$out/$name.ps"
     record "$out/$name.state.txt" loaded scx_state
     # shellcheck disable=SC2086
     kill $pids
