@@ -62,6 +62,9 @@ enum consts {
 	 * preempt each other after every message (seen with hackbench:
 	 * 4x the context switches and 3x the time of --no-preempt). */
 	PREEMPT_MARGIN_US_DFL	= 20000,
+	/* How much of a slice a waking task may be behind its domain's
+	 * clock, in percent (see place_vtime()). */
+	SLEEPER_CREDIT_PCT_DFL	= 100,
 	/* The run-length term of a deadline is capped (and the cap counted
 	 * in DSTAT_DL_CLAMPED): past it, a hog is a hog. */
 	DL_RUN_MAX_US		= 100000,

@@ -41,6 +41,9 @@ pub struct LoadConfig {
     /// How much later a running task's deadline must be for a waking task
     /// to preempt it (`--preempt-margin-us`).
     pub preempt_margin_us: u64,
+    /// A waking task's head start, in percent of a slice
+    /// (`--sleeper-credit-pct`).
+    pub sleeper_credit_pct: u8,
     /// Schedule only tasks that chose SCHED_EXT (`--partial`).
     pub partial: bool,
     pub verbose: u8,
@@ -137,6 +140,8 @@ impl<'a> Scheduler<'a> {
         rodata.fifo_mode = cfg.fifo;
         rodata.no_preempt = cfg.no_preempt;
         rodata.preempt_margin_ns = cfg.preempt_margin_us * 1000;
+        rodata.sleeper_credit_pct = u32::from(cfg.sleeper_credit_pct);
+
         for slot in rodata.cpu_dom.iter_mut() {
             *slot = bpf_intf::consts_NO_DOM;
         }
