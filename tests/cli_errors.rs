@@ -40,6 +40,7 @@ const CASES: &[(&[&str], &str)] = &[
     (&["--run-for", "0"], "must be more than 0"),
     (&["--direct-greedy-under", "101"], "101 is not in 0..=100"),
     (&["--kick-greedy-under", "x"], "invalid digit"),
+    (&["--sleeper-credit-pct", "101"], "101 is not in 0..=100"),
     (&["--cpumasks", "0xzz"], "is not a hex mask"),
     (&["--cpumasks", "0x0", "0xff"], "is empty"),
     (
