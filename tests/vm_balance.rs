@@ -169,16 +169,6 @@ fn measure(dir: &Path, name: &str) -> Phase {
             *hog_moves.entry(pid).or_default() += 1;
         }
     }
-    // A hog's home at a moment: the last move of it logged before then.
-    let home_at = |pid: u32, t: f64, t0: f64| {
-        log_moves
-            .iter()
-            .filter(|(at, p, _)| *p == pid && since(*at, t0) <= since(t, t0))
-            .map(|(_, _, to)| *to)
-            .next_back()
-            .unwrap_or(0)
-    };
-
     // "time-of-day pid cpu" lines; judge the second half (by time), once
     // moves are mostly done, each sample against the home of that moment.
     let samples: Vec<(f64, u32, usize)> = read(&dir.join(format!("{name}.where")))
@@ -193,6 +183,15 @@ fn measure(dir: &Path, name: &str) -> Phase {
         })
         .collect();
     let t0 = samples.first().map(|s| s.0).unwrap_or(0.0);
+    // A hog's home at a moment: the last move of it logged before then.
+    let home_at = |pid: u32, t: f64| {
+        log_moves
+            .iter()
+            .filter(|(at, p, _)| *p == pid && since(*at, t0) <= since(t, t0))
+            .map(|(_, _, to)| *to)
+            .next_back()
+            .unwrap_or(0)
+    };
     let last = samples.iter().map(|s| since(s.0, t0)).fold(0.0, f64::max);
     let late: Vec<_> = samples
         .iter()
@@ -201,7 +200,7 @@ fn measure(dir: &Path, name: &str) -> Phase {
     let at_home = late
         .iter()
         .filter(|(t, pid, cpu)| {
-            doms.get(&home_at(*pid, *t, t0))
+            doms.get(&home_at(*pid, *t))
                 .is_some_and(|cpus| cpus.contains(cpu))
         })
         .count();
