@@ -23,7 +23,6 @@ use crate::topology::{CoreKind, CpuInfo, Topology};
 
 pub const MAX_CPUS: usize = bpf_intf::consts_MAX_CPUS as usize;
 pub const MAX_DOMS: usize = bpf_intf::consts_MAX_DOMS as usize;
-pub const MAX_NODES: usize = bpf_intf::consts_MAX_NODES as usize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Domain {
@@ -149,12 +148,6 @@ impl Domains {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        if nodes.len() > MAX_NODES {
-            bail!(
-                "{} NUMA nodes, more than the {MAX_NODES} supported",
-                nodes.len()
-            );
-        }
         let kind_of: BTreeMap<usize, Option<CoreKind>> =
             topo.cpus.iter().map(|c| (c.cpu, c.kind)).collect();
         let domains: Vec<Domain> = groups

@@ -19,6 +19,7 @@ pub mod bpf_skel {
     include!(concat!(env!("OUT_DIR"), "/bpf_skel.rs"));
 }
 
+pub mod arith;
 pub mod balancer;
 pub mod domains;
 pub mod load;

@@ -157,6 +157,28 @@ struct Opts {
           value_parser = clap::value_parser!(u8).range(0..=100))]
     sleeper_credit_pct: u8,
 
+    /// Put a task woken with WAKE_SYNC (the waker says it is about to
+    /// sleep: pipes, sockets) on the waker's CPU when that CPU is in the
+    /// task's domain, has nothing else queued and the domain has an idle
+    /// CPU, rather than on another CPU.
+    #[arg(long)]
+    sync_wakeups: bool,
+
+    /// An idle CPU steals from a domain of another NUMA node only when that
+    /// domain has at least N tasks waiting. The default, 1, takes whatever
+    /// waits: an idle CPU costs more than a task running one node away from
+    /// its memory for a slice. Raise it for memory-bound work on machines
+    /// with real NUMA penalties, at the price of idle time on the far node
+    /// while one node is overloaded.
+    #[arg(long, value_name = "N",
+          default_value_t = bpf_intf::consts_XNODE_STEAL_MIN_DFL,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    xnode_steal_min: u32,
+
+    /// EXPERIMENT
+    #[arg(long, hide = true)]
+    x_credit_full: bool,
+
     /// Schedule only the tasks that chose SCHED_EXT; leave the rest to the
     /// kernel's default scheduler.
     #[arg(long)]
@@ -460,6 +482,9 @@ impl Daemon<'_> {
             no_preempt: opts.no_preempt,
             preempt_margin_us: opts.preempt_margin_us,
             sleeper_credit_pct: opts.sleeper_credit_pct,
+            sync_wakeups: opts.sync_wakeups,
+            xnode_steal_min: opts.xnode_steal_min,
+            x_credit_full: opts.x_credit_full,
             partial: opts.partial,
             verbose: opts.verbose,
         };
@@ -529,8 +554,14 @@ impl Daemon<'_> {
                     next_tick = now + interval;
                 }
             }
-            let wake = next_tick.min(next_tune);
-            std::thread::sleep(Duration::from_millis(50).min(wake.saturating_duration_since(now)));
+            // Sleep until the next thing is due. A signal or an ejection is
+            // noticed at the next tuner tick (100 ms by default) at worst.
+            let wake = [Some(next_tick), Some(next_tune), self.deadline]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(next_tune);
+            std::thread::sleep(wake.saturating_duration_since(Instant::now()));
         };
 
         // A last line covering the whole run, so short runs report too.

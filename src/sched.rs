@@ -9,6 +9,7 @@
 
 use std::fs;
 use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -20,7 +21,7 @@ use crate::bpf_intf;
 use crate::bpf_skel::{BpfSkel, BpfSkelBuilder};
 use crate::domains::{Domains, MAX_CPUS};
 use crate::load::{DOMMASK_WORDS, TaskSample, read_candidates};
-use crate::stats::{Sample, sum_dom_load, sum_percpu};
+use crate::stats::{Sample, sum_slots};
 use crate::tuner::Tuning;
 
 const SCX_SYSFS: &str = "/sys/kernel/sched_ext";
@@ -44,6 +45,12 @@ pub struct LoadConfig {
     /// A waking task's head start, in percent of a slice
     /// (`--sleeper-credit-pct`).
     pub sleeper_credit_pct: u8,
+    /// Put WAKE_SYNC wakees on the waker's CPU (`--sync-wakeups`).
+    pub sync_wakeups: bool,
+    /// Least tasks waiting in another node's domain for a CPU to steal
+    /// from it (`--xnode-steal-min`).
+    pub xnode_steal_min: u32,
+    pub x_credit_full: bool,
     /// Schedule only tasks that chose SCHED_EXT (`--partial`).
     pub partial: bool,
     pub verbose: u8,
@@ -86,8 +93,66 @@ pub fn running_scheduler() -> Result<Option<String>> {
 pub struct Scheduler<'a> {
     skel: BpfSkel<'a>,
     link: Option<libbpf_rs::Link>,
+    /// The `pcpu_doms` map, mapped into our memory (see bpf/intf.h).
+    slots: SlotMap,
+    /// Domain of each CPU id, as given to BPF.
+    cpu_dom: Vec<Option<usize>>,
     load_half_life_ns: u64,
     pub domains: Domains,
+}
+
+/// The `pcpu_doms` array map (BPF_F_MMAPABLE) mapped read-only: one
+/// `struct pcpu_dom` per (CPU, domain), which BPF keeps writing. Reading it
+/// costs no system call, where a per-CPU map would cost one per domain.
+struct SlotMap {
+    ptr: *mut libc::c_void,
+    len: usize,
+    count: usize,
+}
+
+impl SlotMap {
+    fn new(map: &impl AsRawFd, count: usize) -> Result<SlotMap> {
+        let bytes = count * std::mem::size_of::<bpf_intf::pcpu_dom>();
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let len = bytes.div_ceil(page).max(1) * page;
+        // SAFETY: a fresh shared, read-only mapping of a map fd we hold;
+        // the kernel checks the length against the map.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                map.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("mapping the pcpu_doms map ({len} bytes)"));
+        }
+        Ok(SlotMap { ptr, len, count })
+    }
+
+    /// A copy of every slot. Each is read with a volatile read, as BPF may
+    /// be writing it: a slot read half-way through an update is off by
+    /// that one update until the next reading.
+    fn read(&self) -> Vec<bpf_intf::pcpu_dom> {
+        let base = self.ptr.cast::<bpf_intf::pcpu_dom>();
+        (0..self.count)
+            // SAFETY: `count` slots of pcpu_dom (plain integers, 8-byte
+            // aligned in a page-aligned mapping) lie within `len` bytes.
+            .map(|i| unsafe { std::ptr::read_volatile(base.add(i)) })
+            .collect()
+    }
+}
+
+impl Drop for SlotMap {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are the mapping made in new(), unmapped once.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
 }
 
 impl<'a> Scheduler<'a> {
@@ -103,6 +168,8 @@ impl<'a> Scheduler<'a> {
             );
         }
 
+        let nr_doms = domains.domains.len();
+        let nr_slots = nr_cpu_ids * nr_doms;
         let mut builder = BpfSkelBuilder::default();
         builder.obj_builder.debug(cfg.verbose > 1);
         scx_utils::init_libbpf_logging(None);
@@ -116,6 +183,10 @@ impl<'a> Scheduler<'a> {
         for (dst, src) in ops.name.iter_mut().zip(b"rebal") {
             *dst = *src as _;
         }
+        skel.maps
+            .pcpu_doms
+            .set_max_entries(u32::try_from(nr_slots).context("too many CPUs x domains")?)
+            .context("sizing the pcpu_doms map")?;
         if cfg.partial {
             let flag = *scx_utils::compat::SCX_OPS_SWITCH_PARTIAL;
             if flag == 0 {
@@ -129,7 +200,7 @@ impl<'a> Scheduler<'a> {
             .rodata_data
             .as_mut()
             .context("BPF object has no rodata")?;
-        rodata.nr_doms = domains.domains.len() as u32;
+        rodata.nr_doms = nr_doms as u32;
         rodata.nr_cpu_ids = nr_cpu_ids as u32;
         rodata.smt_enabled = domains.smt;
         rodata.load_half_life_ns = cfg.load_half_life_ns;
@@ -141,6 +212,9 @@ impl<'a> Scheduler<'a> {
         rodata.no_preempt = cfg.no_preempt;
         rodata.preempt_margin_ns = cfg.preempt_margin_us * 1000;
         rodata.sleeper_credit_pct = u32::from(cfg.sleeper_credit_pct);
+        rodata.sync_wakeups = cfg.sync_wakeups;
+        rodata.xnode_steal_min = cfg.xnode_steal_min;
+        rodata.x_credit_full = cfg.x_credit_full;
 
         for slot in rodata.cpu_dom.iter_mut() {
             *slot = bpf_intf::consts_NO_DOM;
@@ -149,7 +223,9 @@ impl<'a> Scheduler<'a> {
             for &cpu in &d.cpus {
                 rodata.cpu_dom[cpu] = d.id as u32;
             }
-            rodata.dom_node[d.id] = domains.node_index(d.node) as u32;
+            // The kernel's node id: BPF compares them, and gives them to
+            // scx_bpf_create_dsq() as the node to allocate on.
+            rodata.dom_node[d.id] = d.node as u32;
             for (i, &o) in domains.steal_order[d.id].iter().enumerate() {
                 rodata.steal_order[d.id][i] = o as u32;
             }
@@ -162,6 +238,7 @@ impl<'a> Scheduler<'a> {
         data.slice_ns = cfg.slice_us * 1000;
 
         let mut skel = scx_ops_load!(skel, rebal_ops, uei).context("loading the BPF scheduler")?;
+        let slots = SlotMap::new(&skel.maps.pcpu_doms.as_fd(), nr_slots)?;
         let link = scx_ops_attach!(skel, rebal_ops).context("attaching the BPF scheduler")?;
         info!(
             "scx_rebal attached: {} domains on {} NUMA node(s), SMT {}",
@@ -169,9 +246,19 @@ impl<'a> Scheduler<'a> {
             domains.nodes.len(),
             if domains.smt { "on" } else { "off" }
         );
+        let mut cpu_dom = vec![None; nr_cpu_ids];
+        for d in &domains.domains {
+            for &cpu in &d.cpus {
+                if let Some(slot) = cpu_dom.get_mut(cpu) {
+                    *slot = Some(d.id);
+                }
+            }
+        }
         Ok(Scheduler {
             skel,
             link: Some(link),
+            slots,
+            cpu_dom,
             load_half_life_ns: cfg.load_half_life_ns,
             domains,
         })
@@ -195,52 +282,40 @@ impl<'a> Scheduler<'a> {
         uei
     }
 
-    /// Read every domain's counters and load averages.
+    /// Read every domain's counters, load averages and queue length: the
+    /// counters and loads from the mapped slots and the .bss (no system
+    /// call), the queue lengths by running the `read_queues` program once.
     pub fn sample(&self) -> Result<Sample> {
-        let mut doms = Vec::with_capacity(self.domains.domains.len());
-        let mut loads = Vec::with_capacity(self.domains.domains.len());
-        for d in &self.domains.domains {
-            let key = (d.id as u32).to_ne_bytes();
-            let shares = self
-                .skel
-                .maps
-                .dom_loads
-                .lookup_percpu(&key, MapFlags::ANY)
-                .with_context(|| format!("reading the load of domain {}", d.id))?;
-            loads.push(
-                shares
-                    .map(|v| sum_dom_load(&v, monotonic_ns(), self.load_half_life_ns))
-                    .unwrap_or_default(),
-            );
-            let vals = self
-                .skel
-                .maps
-                .dom_stats
-                .lookup_percpu(&key, MapFlags::ANY)
-                .with_context(|| format!("reading counters of domain {}", d.id))?;
-            doms.push(
-                vals.map(|v| sum_percpu(&v))
-                    .unwrap_or([0; crate::stats::NR_DSTATS]),
-            );
-        }
-        let queued = self
+        let nr_doms = self.domains.domains.len();
+        let input = libbpf_rs::ProgramInput::default();
+        self.skel
+            .progs
+            .read_queues
+            .test_run(input)
+            .context("running the read_queues BPF program")?;
+        let bss = self
             .skel
             .maps
             .bss_data
             .as_ref()
-            .map(|b| {
-                self.domains
-                    .domains
-                    .iter()
-                    .map(|d| b.dom_queued.get(d.id).copied().unwrap_or(0))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .context("BPF object has no bss")?;
+        let now = monotonic_ns();
+        let slots = self.slots.read();
+        let (doms, loads) = sum_slots(
+            &slots,
+            nr_doms,
+            &bss.cpu_busy_at,
+            |cpu| self.cpu_dom.get(cpu).copied().flatten(),
+            now,
+            self.load_half_life_ns,
+        );
         Ok(Sample {
             at: std::time::Instant::now(),
             doms,
             loads,
-            queued,
+            queued: (0..nr_doms)
+                .map(|d| bss.dom_queued.get(d).copied().unwrap_or(0))
+                .collect(),
         })
     }
 
@@ -309,8 +384,10 @@ impl<'a> Scheduler<'a> {
             )
             .with_context(|| format!("writing the move of pid {pid} to domain {dom}"))?;
         }
+        // BPF counts this down as it carries the moves out, and stops
+        // looking the map up at 0 (see maybe_migrate()).
         if let Some(bss) = self.skel.maps.bss_data.as_mut() {
-            bss.migrations_pending = u32::from(!moves.is_empty());
+            bss.migrations_pending = i32::try_from(moves.len()).unwrap_or(i32::MAX);
         }
         Ok(())
     }
@@ -327,7 +404,8 @@ fn dom_bits(flags: &[bool]) -> [u64; DOMMASK_WORDS] {
     w
 }
 
-/// CLOCK_MONOTONIC in ns: the clock BPF's scx_bpf_now() follows.
+/// CLOCK_MONOTONIC in ns: the clock BPF stamps everything we read with
+/// (bpf_ktime_get_ns(), see bpf/intf.h).
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

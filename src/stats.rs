@@ -1,11 +1,13 @@
 //! Counters read from the BPF side, the figures derived from them, and the
 //! stats objects that leave the process.
 //!
-//! BPF keeps per-CPU, per-domain counters that only grow (see
-//! `enum dom_stat_idx` in bpf/intf.h), per-CPU shares of each domain's
-//! load average (`struct dom_load`) and a gauge of each domain's queue
-//! length. A [`Sample`] is one reading of all three with its time; the
-//! difference of two samples gives rates and utilisation ([`DomReport`]).
+//! BPF keeps, per CPU and per domain (`struct pcpu_dom`, see bpf/intf.h),
+//! counters that only grow (`enum dom_stat_idx`) and that CPU's share of
+//! the domain's load average, in a map the daemon reads through mmap; plus
+//! each CPU's start of an uncharged run (`cpu_busy_at`) and a gauge of each
+//! domain's queue length. A [`Sample`] is one reading of all of it with its
+//! time; the difference of two samples gives rates and utilisation
+//! ([`DomReport`]).
 //! [`SchedStats`] is what the outside world sees: the same object is
 //! served over the scx_stats socket (src/monitor.rs), printed as a table by
 //! `--stats`/`--monitor`, written as a line by `--stats-json`, and described
@@ -18,6 +20,7 @@ use scx_stats::prelude::*;
 use scx_stats_derive::{Stats, stat_doc};
 use serde::{Deserialize, Serialize};
 
+use crate::arith;
 use crate::bpf_intf;
 use crate::domains::Domains;
 use crate::tuner::DomReading;
@@ -25,16 +28,18 @@ use crate::tuner::DomReading;
 pub const NR_DSTATS: usize = bpf_intf::dom_stat_idx_NR_DSTATS as usize;
 const WEIGHT_NICE0: f64 = bpf_intf::consts_WEIGHT_NICE0 as f64;
 const DCYCLE_ONE: f64 = bpf_intf::consts_DCYCLE_ONE as f64;
+const RUN_NS: usize = bpf_intf::dom_stat_idx_DSTAT_RUN_NS as usize;
 
 pub type DomCounters = [u64; NR_DSTATS];
 
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub at: Instant,
+    /// Counters by domain id; DSTAT_RUN_NS includes the runs in progress.
     pub doms: Vec<DomCounters>,
     /// Each domain's load averages at `at`, by domain id.
     pub loads: Vec<DomLoad>,
-    /// Tasks waiting in each domain's queue (a gauge BPF keeps), by id.
+    /// Tasks waiting in each domain's queue, by id.
     pub queued: Vec<u32>,
 }
 
@@ -49,36 +54,59 @@ pub struct DomLoad {
     pub runnable: f64,
 }
 
-/// Sum the per-CPU shares of one domain's `struct dom_load` (as the kernel
-/// returns a PERCPU_ARRAY value), each decayed from its own update time to
-/// `now_ns`: v(now) = runnable + (avg - runnable) * 2^(-dt / half-life).
-pub fn sum_dom_load(values: &[Vec<u8>], now_ns: u64, half_life_ns: u64) -> DomLoad {
-    let mut out = DomLoad::default();
-    for v in values {
-        if v.len() < std::mem::size_of::<bpf_intf::dom_load>() {
-            continue;
+/// What BPF's per-CPU slots say, summed by domain, as of `now_ns`
+/// (CLOCK_MONOTONIC): `slots[cpu * nr_doms + dom]` as laid out in the
+/// `pcpu_doms` map; `busy_at[cpu]` when `cpu` started a run not yet
+/// charged (0: idle) and `cpu_dom[cpu]` its domain, so that a task that
+/// has kept its CPU since counts as busy up to now; loads decayed from
+/// each slot's update time to `now_ns` with BPF's own decay.
+pub fn sum_slots(
+    slots: &[bpf_intf::pcpu_dom],
+    nr_doms: usize,
+    busy_at: &[u64],
+    cpu_dom: impl Fn(usize) -> Option<usize>,
+    now_ns: u64,
+    half_life_ns: u64,
+) -> (Vec<DomCounters>, Vec<DomLoad>) {
+    let mut counters = vec![[0u64; NR_DSTATS]; nr_doms];
+    let mut sums = vec![(0i64, 0i64, 0i64); nr_doms];
+    for (i, s) in slots.iter().enumerate() {
+        let dom = i % nr_doms.max(1);
+        if let Some(c) = counters.get_mut(dom) {
+            for (acc, v) in c.iter_mut().zip(s.cnt.iter()) {
+                *acc = acc.wrapping_add(*v);
+            }
         }
-        // SAFETY: the buffer holds at least one dom_load (checked above),
-        // a plain C struct of integers for which any bit pattern is valid;
-        // read_unaligned copes with the Vec<u8>'s alignment.
-        let l: bpf_intf::dom_load = unsafe { std::ptr::read_unaligned(v.as_ptr().cast()) };
+        let l = &s.load;
         if l.at == 0 {
             continue;
         }
-        let dt = now_ns.saturating_sub(l.at) as f64;
-        let keep = 0.5f64.powf(dt / half_life_ns.max(1) as f64);
-        let at_now = |r: i64, a: i64| r as f64 + (a as f64 - r as f64) * keep;
-        out.dcycle += at_now(l.runnable, l.avg);
-        out.load += at_now(l.runnable_w, l.avg_w);
-        out.runnable += l.runnable as f64;
+        let dt = arith::elapsed(now_ns, l.at);
+        if let Some(acc) = sums.get_mut(dom) {
+            acc.0 += arith::decay_towards(l.avg, l.runnable, dt, half_life_ns);
+            acc.1 += arith::decay_towards(l.avg_w, l.runnable_w, dt, half_life_ns);
+            acc.2 += l.runnable;
+        }
+    }
+    for (cpu, &at) in busy_at.iter().enumerate() {
+        if at == 0 {
+            continue;
+        }
+        if let Some(c) = cpu_dom(cpu).and_then(|d| counters.get_mut(d)) {
+            c[RUN_NS] = c[RUN_NS].wrapping_add(arith::elapsed(now_ns, at));
+        }
     }
     // A share can be negative (a task that became runnable on one CPU and
     // left on another); the sum cannot, but for rounding.
-    DomLoad {
-        dcycle: (out.dcycle / DCYCLE_ONE).max(0.0),
-        load: (out.load / DCYCLE_ONE / WEIGHT_NICE0).max(0.0),
-        runnable: (out.runnable / DCYCLE_ONE).max(0.0),
-    }
+    let loads = sums
+        .iter()
+        .map(|&(dcycle, load, runnable)| DomLoad {
+            dcycle: (dcycle as f64 / DCYCLE_ONE).max(0.0),
+            load: (load as f64 / DCYCLE_ONE / WEIGHT_NICE0).max(0.0),
+            runnable: (runnable as f64 / DCYCLE_ONE).max(0.0),
+        })
+        .collect();
+    (counters, loads)
 }
 
 /// What one domain did between two samples.
@@ -105,20 +133,6 @@ impl DomReport {
     pub fn total(&self, idx: u32) -> u64 {
         self.totals.get(idx as usize).copied().unwrap_or(0)
     }
-}
-
-/// Sum the per-CPU copies of one domain's counters, laid out as the
-/// kernel returns a PERCPU_ARRAY value: one `struct dom_stats` per CPU.
-pub fn sum_percpu(values: &[Vec<u8>]) -> DomCounters {
-    let mut out = [0u64; NR_DSTATS];
-    for v in values {
-        for (i, chunk) in v.chunks_exact(8).take(NR_DSTATS).enumerate() {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(chunk);
-            out[i] = out[i].wrapping_add(u64::from_ne_bytes(b));
-        }
-    }
-    out
 }
 
 /// Per-domain figures between `prev` and `cur`.
@@ -202,7 +216,10 @@ pub struct DomainStats {
     pub enqueued: u64,
     #[stat(desc = "tasks its own CPUs took from the domain's queue")]
     pub dispatched: u64,
-    #[stat(desc = "slices renewed for a task at home with nothing else queued")]
+    #[stat(
+        desc = "slices renewed for a task with nothing else queued for its CPU (at home, or a \
+                   visitor whose home had no idle CPU)"
+    )]
     pub kept: u64,
     #[stat(desc = "wakeups placed straight on an idle CPU of the domain")]
     pub direct: u64,
@@ -230,6 +247,13 @@ pub struct DomainStats {
     pub run_ns: u64,
     #[stat(desc = "deadlines clamped (a run length past the cap, or a deadline in the past)")]
     pub dl_clamped: u64,
+    #[stat(desc = "wakeups placed on the waker's CPU (WAKE_SYNC, --sync-wakeups)")]
+    pub sync: u64,
+    #[stat(
+        desc = "visitors sent home at the end of their slice to an idle CPU there, rather \
+                   than kept where they ran"
+    )]
+    pub went_home: u64,
 }
 
 impl DomainStats {
@@ -260,6 +284,8 @@ impl DomainStats {
             migrated_out: r.total(dom_stat_idx_DSTAT_MIGRATED_OUT),
             run_ns: r.total(dom_stat_idx_DSTAT_RUN_NS),
             dl_clamped: r.total(dom_stat_idx_DSTAT_DL_CLAMPED),
+            sync: r.total(dom_stat_idx_DSTAT_SYNC),
+            went_home: r.total(dom_stat_idx_DSTAT_WENT_HOME),
         }
     }
 }
@@ -418,53 +444,64 @@ mod tests {
         }
     }
 
-    fn dom_load_bytes(runnable: i64, avg: i64, at: u64) -> Vec<u8> {
-        let l = bpf_intf::dom_load {
-            runnable,
-            runnable_w: runnable * 100,
-            avg,
-            avg_w: avg * 100,
-            at,
-        };
-        // SAFETY: dom_load is plain integers; viewing it as bytes is sound.
-        unsafe {
-            std::slice::from_raw_parts(
-                (&l as *const bpf_intf::dom_load).cast::<u8>(),
-                std::mem::size_of_val(&l),
-            )
+    fn zero_slot() -> bpf_intf::pcpu_dom {
+        // SAFETY: pcpu_dom is plain integers; all zeroes is a valid value.
+        unsafe { std::mem::zeroed() }
+    }
+
+    fn slot(runnable: i64, avg: i64, at: u64) -> bpf_intf::pcpu_dom {
+        bpf_intf::pcpu_dom {
+            load: bpf_intf::dom_load {
+                runnable,
+                runnable_w: runnable * 100,
+                avg,
+                avg_w: avg * 100,
+                at,
+            },
+            ..zero_slot()
         }
-        .to_vec()
     }
 
     #[test]
-    fn dom_load_shares_decay_and_add_up() {
+    fn load_shares_decay_and_add_up() {
         let one = DCYCLE_ONE as i64;
-        // CPU 0 saw two tasks become runnable (average still 0 at t=1000);
-        // CPU 1 saw one of them leave again, with an average of -0.5.
-        let cpus = [
-            dom_load_bytes(2 * one, 0, 1000),
-            dom_load_bytes(-one, -one / 2, 1000),
-            dom_load_bytes(0, 0, 0), // never touched
+        // One domain, three CPUs. CPU 0 saw two tasks become runnable
+        // (average still 0 at t=1000 ms); CPU 1 saw one of them leave
+        // again, with an average of -0.5; CPU 2 never saw the domain.
+        let ms = 1_000_000;
+        let slots = [
+            slot(2 * one, 0, 1000 * ms),
+            slot(-one, -one / 2, 1000 * ms),
+            slot(0, 0, 0),
         ];
         // One half-life later: CPU 0 at 2 - 2/2 = 1, CPU 1 at -1 + 0.5/2.
-        let l = sum_dom_load(&cpus, 2000, 1000);
-        assert!((l.dcycle - 0.25).abs() < 1e-9, "{l:?}");
-        assert!((l.load - 0.25).abs() < 1e-9, "{l:?}");
-        assert!((l.runnable - 1.0).abs() < 1e-9);
+        let (_, l) = sum_slots(&slots, 1, &[], |_| Some(0), 2000 * ms, 1000 * ms);
+        assert!((l[0].dcycle - 0.25).abs() < 1e-3, "{l:?}");
+        assert!((l[0].load - 0.25).abs() < 1e-3, "{l:?}");
+        assert!((l[0].runnable - 1.0).abs() < 1e-9);
         // Long after, the average is what is runnable.
-        let l = sum_dom_load(&cpus, 1000 + 64 * 1000, 1000);
-        assert!((l.dcycle - 1.0).abs() < 1e-9);
+        let (_, l) = sum_slots(&slots, 1, &[], |_| Some(0), 64_000 * ms, 1000 * ms);
+        assert!((l[0].dcycle - 1.0).abs() < 1e-9);
     }
 
     #[test]
-    fn percpu_sum() {
-        let mut a = vec![0u8; NR_DSTATS * 8];
-        a[0..8].copy_from_slice(&3u64.to_ne_bytes());
-        let mut b = vec![0u8; NR_DSTATS * 8];
-        b[0..8].copy_from_slice(&4u64.to_ne_bytes());
-        b[8..16].copy_from_slice(&1u64.to_ne_bytes());
-        let s = sum_percpu(&[a, b]);
-        assert_eq!(s[0], 7);
-        assert_eq!(s[1], 1);
+    fn counters_sum_by_domain_and_runs_in_progress_count() {
+        // Two CPUs x two domains: slot index cpu * 2 + dom.
+        let mut slots = vec![zero_slot(); 4];
+        let enq = bpf_intf::dom_stat_idx_DSTAT_ENQUEUED as usize;
+        slots[0].cnt[enq] = 3; // cpu 0, dom 0
+        slots[2].cnt[enq] = 4; // cpu 1, dom 0
+        slots[3].cnt[enq] = 1; // cpu 1, dom 1
+        slots[1].cnt[RUN_NS] = 500; // cpu 0 ran dom 1's share earlier
+        // CPU 0 (domain 0) has run a task since t=900 without a charge;
+        // CPU 1 (domain 1) is idle.
+        let (c, _) = sum_slots(&slots, 2, &[900, 0], Some, 1000, 1);
+        assert_eq!(c[0][enq], 7);
+        assert_eq!(c[1][enq], 1);
+        assert_eq!(c[0][RUN_NS], 100);
+        assert_eq!(c[1][RUN_NS], 500);
+        // A stamp from a clock read later than ours counts 0, not 2^64.
+        let (c, _) = sum_slots(&slots, 2, &[2000, 0], Some, 1000, 1);
+        assert_eq!(c[0][RUN_NS], 0);
     }
 }
