@@ -492,6 +492,10 @@ mod tests {
         d.domains.iter().map(|d| d.cpus.clone()).collect()
     }
 
+    fn by_node(d: &Domains) -> Vec<(usize, Vec<usize>)> {
+        d.domains.iter().map(|d| (d.node, d.cpus.clone())).collect()
+    }
+
     fn sizes(d: &Domains) -> Vec<usize> {
         d.domains.iter().map(|d| d.cpus.len()).collect()
     }
@@ -534,8 +538,10 @@ mod tests {
             (5, 1, Some(1), None),
         ]);
         let d = Domains::from_topology(&t, &DFL).unwrap();
-        let got: Vec<_> = d.domains.iter().map(|d| (d.node, d.cpus.clone())).collect();
-        assert_eq!(got, vec![(0, vec![0, 1]), (1, vec![2, 3]), (1, vec![4, 5])]);
+        assert_eq!(
+            by_node(&d),
+            vec![(0, vec![0, 1]), (1, vec![2, 3]), (1, vec![4, 5])]
+        );
     }
 
     #[test]
@@ -557,8 +563,7 @@ mod tests {
             (3, 1, None, None),
         ]);
         let d = Domains::from_topology(&t, &DFL).unwrap();
-        let got: Vec<_> = d.domains.iter().map(|d| (d.node, d.cpus.clone())).collect();
-        assert_eq!(got, vec![(0, vec![0, 1]), (1, vec![2, 3])]);
+        assert_eq!(by_node(&d), vec![(0, vec![0, 1]), (1, vec![2, 3])]);
     }
 
     #[test]
@@ -567,9 +572,8 @@ mod tests {
         // Opteron): 8 domains of 2, not 16 of one.
         let spec: Vec<_> = (0..16).map(|c| (c, c / 2, None, Some(c as u32))).collect();
         let d = Domains::from_topology(&topo(&spec), &DFL).unwrap();
-        let got: Vec<_> = d.domains.iter().map(|d| (d.node, d.cpus.clone())).collect();
         let want: Vec<_> = (0..8).map(|n| (n, vec![2 * n, 2 * n + 1])).collect();
-        assert_eq!(got, want);
+        assert_eq!(by_node(&d), want);
         // Still cut by --max-domain-cpus like any other group.
         let spec: Vec<_> = (0..8).map(|c| (c, 0, None, Some(c as u32))).collect();
         let d = Domains::from_topology(&topo(&spec), &max(3)).unwrap();

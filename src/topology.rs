@@ -452,7 +452,9 @@ mod tests {
     fn intel_pmus_give_core_kinds() {
         let r = scratch("kinds-intel");
         write(&r, "sys/devices/cpu_core/cpus", "0-3\n");
-        write(&r, "sys/devices/cpu_atom/cpus", "4-7\n");
+        // As some kernels and snapshot tools leave files: a NUL after the
+        // newline.
+        write(&r, "sys/devices/cpu_atom/cpus", "4-7\n\0");
         // Offline CPU 7 is left out.
         let k = read_core_kinds(&r, &[0, 1, 2, 3, 4, 5, 6]).unwrap();
         assert_eq!(k.len(), 7);
@@ -481,11 +483,12 @@ mod tests {
     #[test]
     fn cpu_capacity_gives_core_kinds() {
         let r = scratch("kinds-cap");
-        for (c, v) in [(0, 446), (1, 446), (2, 871), (3, 1024)] {
+        // CPU 3's file ends in a NUL after the newline.
+        for (c, v) in [(0, "446\n"), (1, "446\n"), (2, "871\n"), (3, "1024\n\0")] {
             write(
                 &r,
                 &format!("sys/devices/system/cpu/cpu{c}/cpu_capacity"),
-                &format!("{v}\n"),
+                v,
             );
         }
         let k = read_core_kinds(&r, &[0, 1, 2, 3]).unwrap();
@@ -504,27 +507,6 @@ mod tests {
         write(&r, "sys/devices/system/cpu/cpu1/cpu_capacity", "big\n");
         let e = format!("{:#}", read_core_kinds(&r, &[0, 1]).unwrap_err());
         assert!(e.contains("cpu1/cpu_capacity"), "{e}");
-    }
-
-    #[test]
-    fn kind_files_ending_in_nul_are_read() {
-        let r = scratch("kinds-nul");
-        write(&r, "sys/devices/cpu_core/cpus", "0-1\n\0");
-        write(&r, "sys/devices/cpu_atom/cpus", "2-3\n\0");
-        let k = read_core_kinds(&r, &[0, 1, 2, 3]).unwrap();
-        assert_eq!(k[&1], CoreKind::Performance);
-        assert_eq!(k[&2], CoreKind::Efficiency);
-        let r = scratch("kinds-cap-nul");
-        for (c, v) in [(0, "414\n\0"), (1, "1024\n\0")] {
-            write(
-                &r,
-                &format!("sys/devices/system/cpu/cpu{c}/cpu_capacity"),
-                v,
-            );
-        }
-        let k = read_core_kinds(&r, &[0, 1]).unwrap();
-        assert_eq!(k[&0], CoreKind::Efficiency);
-        assert_eq!(k[&1], CoreKind::Performance);
     }
 
     #[test]
