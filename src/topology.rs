@@ -209,7 +209,8 @@ fn load_hwloc(root: &Path) -> Result<(Vec<CpuInfo>, Vec<usize>)> {
         // NUMA nodes live at a virtual depth that hwloc2's bounds checks
         // reject; the PU's own nodeset names its node instead. Where a
         // CPU has several local nodes (memory-only HBM or CXL nodes beside
-        // its DRAM), the kernel numbers its own node first.
+        // its DRAM), the lowest id is taken: firmware and the kernel number
+        // such memory-only nodes after the nodes holding CPUs.
         let node = pu
             .nodeset()
             .map(|ns| ns.first())
