@@ -11,6 +11,9 @@ use scx_rebal::balancer::{BalancerConfig, DomSet, DomainSnap, Snapshot, TaskSnap
 use scx_rebal::domains::{DomainOpts, Domains};
 use scx_rebal::topology::Topology;
 
+#[path = "../tests/fixture/mod.rs"]
+mod fixture;
+
 /// xorshift64: deterministic and dependency-free, good enough for loads.
 struct XorShift(u64);
 
@@ -98,14 +101,14 @@ fn bench_balance(c: &mut Criterion) {
 }
 
 fn bench_domains(c: &mut Criterion) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topology-fixtures");
     let mut group = c.benchmark_group("domains");
     for (fixture, max) in [
         ("2node-8llc-epyc7513", None),
         ("1node-1llc-xeon8480", None),
         ("1node-1llc-xeon8480", Some(16)),
     ] {
-        let topo = match Topology::read(Some(&root.join(fixture))) {
+        let tree = fixture::extract(fixture);
+        let topo = match Topology::read(Some(&tree.dir)) {
             Ok(t) => t,
             Err(e) => panic!("fixture {fixture}: {e:#}"),
         };

@@ -3,10 +3,18 @@
 //!
 //! A domain is the set of CPUs sharing a last-level cache inside one NUMA
 //! node: tasks that stay in it keep their cache warm, and stealing inside a
-//! node stays cheap. Built from a [`Topology`] (one per L3 per node; no L3
-//! means the L2; no cache at all means the node) or from cpumasks given by
+//! node stays cheap. Built from a [`Topology`] or from cpumasks given by
 //! hand (`--cpumasks`), which are checked against the online CPUs. Pure
 //! data: no BPF, no I/O beyond what the caller passed in.
+//!
+//! From a topology, a CPU's domain cache is its L3, else its L2, provided
+//! another online CPU of its node shares it. CPUs that share no cache with
+//! anyone (machines whose cores each have their own L2 and no L3: old
+//! multi-socket Opterons and Itaniums, arm64 servers whose system cache is
+//! not a CPU cache) form one domain per node instead: single-CPU domains
+//! would make every steal and every balancing move cross a domain, and a
+//! domain's load would be one task's, while a node is still a unit of
+//! memory locality worth keeping tasks in.
 //!
 //! Two refinements of "one per LLC", set by [`DomainOpts`]: an LLC shared
 //! by performance and efficiency cores is split by core type (unless
@@ -62,17 +70,37 @@ pub struct Domains {
     pub steal_order: Vec<Vec<usize>>,
 }
 
+/// The cache a domain is built around (hwloc logical indexes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum SharedCache {
+    L3(u32),
+    L2(u32),
+}
+
 impl Domains {
-    /// One domain per (node, LLC): L3, else L2, else the node; then, as
-    /// `opts` say, one per core type inside a hybrid LLC, and LLCs larger
-    /// than `max_domain_cpus` cut into runs of whole cores.
+    /// One domain per (node, shared LLC): the L3, else the L2, shared with
+    /// another CPU of the node, else the node (see the module comment);
+    /// then, as `opts` say, one per core type inside a hybrid LLC, and LLCs
+    /// larger than `max_domain_cpus` cut into runs of whole cores.
     pub fn from_topology(topo: &Topology, opts: &DomainOpts) -> Result<Domains> {
-        type Key = (usize, Option<u32>, Option<CoreKind>);
+        let mut sharers: BTreeMap<(usize, SharedCache), usize> = BTreeMap::new();
+        for c in &topo.cpus {
+            let caches = [c.l3.map(SharedCache::L3), c.l2.map(SharedCache::L2)];
+            for cache in caches.into_iter().flatten() {
+                *sharers.entry((c.node, cache)).or_default() += 1;
+            }
+        }
+        let shared = |c: &CpuInfo| {
+            [c.l3.map(SharedCache::L3), c.l2.map(SharedCache::L2)]
+                .into_iter()
+                .flatten()
+                .find(|&cache| sharers.get(&(c.node, cache)).is_some_and(|&n| n > 1))
+        };
+        type Key = (usize, Option<SharedCache>, Option<CoreKind>);
         let mut groups: BTreeMap<Key, Vec<&CpuInfo>> = BTreeMap::new();
         for c in &topo.cpus {
-            let llc = c.l3.or(c.l2);
             let kind = if opts.hybrid_together { None } else { c.kind };
-            groups.entry((c.node, llc, kind)).or_default().push(c);
+            groups.entry((c.node, shared(c), kind)).or_default().push(c);
         }
         let mut doms = Vec::new();
         for ((node, _, _), cpus) in groups {
@@ -457,6 +485,10 @@ mod tests {
         d.domains.iter().map(|d| d.cpus.clone()).collect()
     }
 
+    fn by_node(d: &Domains) -> Vec<(usize, Vec<usize>)> {
+        d.domains.iter().map(|d| (d.node, d.cpus.clone())).collect()
+    }
+
     fn sizes(d: &Domains) -> Vec<usize> {
         d.domains.iter().map(|d| d.cpus.len()).collect()
     }
@@ -494,15 +526,29 @@ mod tests {
             (0, 0, Some(0), None),
             (1, 0, Some(0), None),
             (2, 1, Some(0), None),
-            (3, 1, Some(1), None),
+            (3, 1, Some(0), None),
+            (4, 1, Some(1), None),
+            (5, 1, Some(1), None),
         ]);
         let d = Domains::from_topology(&t, &DFL).unwrap();
-        let got: Vec<_> = d.domains.iter().map(|d| (d.node, d.cpus.clone())).collect();
-        assert_eq!(got, vec![(0, vec![0, 1]), (1, vec![2]), (1, vec![3])]);
+        assert_eq!(
+            by_node(&d),
+            vec![(0, vec![0, 1]), (1, vec![2, 3]), (1, vec![4, 5])]
+        );
     }
 
     #[test]
-    fn falls_back_to_l2_then_node() {
+    fn falls_back_to_a_shared_l2_then_node() {
+        // No L3: L2s shared by two CPUs each are the domains.
+        let t = topo(&[
+            (0, 0, None, Some(0)),
+            (1, 0, None, Some(0)),
+            (2, 0, None, Some(1)),
+            (3, 0, None, Some(1)),
+        ]);
+        let d = Domains::from_topology(&t, &DFL).unwrap();
+        assert_eq!(cpus_of(&d), vec![vec![0, 1], vec![2, 3]]);
+        // No cache at all, or none shared: one domain per node.
         let t = topo(&[
             (0, 0, None, Some(0)),
             (1, 0, None, Some(1)),
@@ -510,8 +556,47 @@ mod tests {
             (3, 1, None, None),
         ]);
         let d = Domains::from_topology(&t, &DFL).unwrap();
-        let got: Vec<_> = d.domains.iter().map(|d| d.cpus.clone()).collect();
-        assert_eq!(got, vec![vec![0], vec![1], vec![2, 3]]);
+        assert_eq!(by_node(&d), vec![(0, vec![0, 1]), (1, vec![2, 3])]);
+    }
+
+    #[test]
+    fn cpus_sharing_no_cache_make_one_domain_per_node() {
+        // 8 nodes of 2 cores, each core its own L2, no L3 (an old 8-socket
+        // Opteron): 8 domains of 2, not 16 of one.
+        let spec: Vec<_> = (0..16).map(|c| (c, c / 2, None, Some(c as u32))).collect();
+        let d = Domains::from_topology(&topo(&spec), &DFL).unwrap();
+        let want: Vec<_> = (0..8).map(|n| (n, vec![2 * n, 2 * n + 1])).collect();
+        assert_eq!(by_node(&d), want);
+        // Still cut by --max-domain-cpus like any other group.
+        let spec: Vec<_> = (0..8).map(|c| (c, 0, None, Some(c as u32))).collect();
+        let d = Domains::from_topology(&topo(&spec), &max(3)).unwrap();
+        assert_eq!(sizes(&d), vec![3, 3, 2]);
+    }
+
+    #[test]
+    fn a_cache_counts_as_shared_only_within_the_node() {
+        // L3 0 spans nodes 0 and 1 but holds only CPU 2 in node 1; CPU 3
+        // has an L3 of its own. In node 1 neither shares a cache with
+        // another CPU of the node: one domain, not {2} and {3}. CPU 4 (node
+        // 2, sibling offline) shares nothing and has the node to itself.
+        let t = topo(&[
+            (0, 0, Some(0), None),
+            (1, 0, Some(0), None),
+            (2, 1, Some(0), None),
+            (3, 1, Some(1), None),
+            (4, 2, Some(2), None),
+        ]);
+        let d = Domains::from_topology(&t, &DFL).unwrap();
+        assert_eq!(cpus_of(&d), vec![vec![0, 1], vec![2, 3], vec![4]]);
+        // An L3 and an L2 with the same logical index are different caches.
+        let t = topo(&[
+            (0, 0, Some(0), None),
+            (1, 0, Some(0), None),
+            (2, 0, None, Some(0)),
+            (3, 0, None, Some(0)),
+        ]);
+        let d = Domains::from_topology(&t, &DFL).unwrap();
+        assert_eq!(cpus_of(&d), vec![vec![0, 1], vec![2, 3]]);
     }
 
     #[test]
@@ -555,13 +640,11 @@ mod tests {
 
     #[test]
     fn steal_prefers_own_node() {
-        let t = topo(&[
-            (0, 0, Some(0), None),
-            (1, 0, Some(1), None),
-            (2, 1, Some(2), None),
-            (3, 1, Some(3), None),
-        ]);
-        let d = Domains::from_topology(&t, &DFL).unwrap();
+        let spec: Vec<_> = (0..8)
+            .map(|c| (c, c / 4, Some(c as u32 / 2), None))
+            .collect();
+        let d = Domains::from_topology(&topo(&spec), &DFL).unwrap();
+        assert_eq!(d.domains.len(), 4);
         assert_eq!(d.steal_order[0], vec![1, 2, 3]);
         assert_eq!(d.steal_order[1], vec![0, 2, 3]);
         assert_eq!(d.steal_order[2], vec![3, 0, 1]);

@@ -397,6 +397,10 @@ struct Daemon<'a> {
     next_print: Option<Instant>,
     restarts: u64,
     summary: Summary,
+    /// Domains for the next load, read once before anything was loaded (a
+    /// topology that cannot be read is refused up front); after a restart
+    /// the topology is read afresh.
+    domains: Option<Domains>,
 }
 
 /// Totals over the whole life of the daemon, for the last line.
@@ -456,7 +460,10 @@ impl Daemon<'_> {
     /// Load, attach and schedule until stopped or ejected.
     fn run_once(&mut self) -> Result<Ended> {
         let opts = self.opts;
-        let domains = build_domains(opts)?;
+        let domains = match self.domains.take() {
+            Some(d) => d,
+            None => build_domains(opts)?,
+        };
         for d in &domains.domains {
             let kind = d.kind.map(|k| format!(" kind {}", k.name()));
             info!(
@@ -706,7 +713,7 @@ fn run(opts: &Opts) -> Result<Outcome> {
     // The options first (a bad one is reported wherever it is run), then
     // the machine: root, sched_ext, nobody else attached.
     check_opts(opts)?;
-    build_domains(opts)?;
+    let domains = build_domains(opts)?;
     let sink = opts.stats_json.as_deref().map(Sink::open).transpose()?;
     sched::preflight()?;
     let shutdown = install_stop_handler()?;
@@ -738,6 +745,7 @@ fn run(opts: &Opts) -> Result<Outcome> {
         next_print: None,
         restarts: 0,
         summary: Summary::default(),
+        domains: Some(domains),
     };
     let mut failed = 0u32;
     loop {

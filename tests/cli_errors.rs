@@ -4,16 +4,17 @@
 //! "the kernel ejected the scheduler"). These run on any machine: options
 //! are checked before root, sched_ext or a running scheduler are.
 
+mod fixture;
+
 use std::path::Path;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_scx_rebal");
 
-fn fixture() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("topology-fixtures/2node-4llc-smt")
-        .to_string_lossy()
-        .into_owned()
+/// The sysfs copy the option checks run against (extracted; removed when
+/// dropped).
+fn fixture() -> fixture::Fixture {
+    fixture::extract("2node-4llc-smt")
 }
 
 /// (arguments, text the first error line must contain)
@@ -90,10 +91,11 @@ const CASES: &[(&[&str], &str)] = &[
 #[test]
 fn bad_options_are_refused_with_one_clear_line() {
     let mut failures = Vec::new();
+    let sysfs = fixture();
     for (args, want) in CASES {
         let out = Command::new(BIN)
             .arg("--sysfs-root")
-            .arg(fixture())
+            .arg(&sysfs.dir)
             .args(*args)
             .output()
             .expect("cannot run scx_rebal");
@@ -117,7 +119,6 @@ fn bad_options_are_refused_with_one_clear_line() {
 /// fixture's expected files.
 #[test]
 fn dump_domains_follows_the_topology_options() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("topology-fixtures");
     let cases: &[(&str, &[&str], &str)] = &[
         ("hybrid-i7-12700h", &[], "expected.json"),
         (
@@ -132,10 +133,10 @@ fn dump_domains_follows_the_topology_options() {
         ),
     ];
     for (fixture, args, file) in cases {
-        let dir = root.join(fixture);
+        let f = fixture::extract(fixture);
         let out = Command::new(BIN)
             .arg("--sysfs-root")
-            .arg(&dir)
+            .arg(&f.dir)
             .arg("--dump-domains")
             .args(*args)
             .output()
@@ -143,7 +144,7 @@ fn dump_domains_follows_the_topology_options() {
         assert_eq!(out.status.code(), Some(0), "{fixture} {args:?}");
         let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let want: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(f.source().join(file)).unwrap()).unwrap();
         assert_eq!(got, want, "{fixture} {args:?}");
     }
 }
@@ -167,9 +168,10 @@ fn no_sched_ext_is_a_clear_error() {
     if Path::new("/sys/kernel/sched_ext").exists() {
         return; // a sched_ext machine: the VM tests cover the real thing
     }
+    let sysfs = fixture();
     let out = Command::new(BIN)
         .arg("--sysfs-root")
-        .arg(fixture())
+        .arg(&sysfs.dir)
         .output()
         .expect("cannot run scx_rebal");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -1,16 +1,36 @@
 //! Boots the 2-node, 4-LLC test VM, runs scx_rebal under CPU/fork/hackbench load
 //! (tests/vm/basic.sh) and checks it attached, survived, detached cleanly and
-//! dispatched on every LLC domain. Needs a sched_ext kernel (scripts/find-kernel.sh).
+//! dispatched on every LLC domain. The scheduler runs inside a cgroup cpuset of
+//! CPUs 0-1: its domains (and a --dump-domains from the same cpuset) must still
+//! cover all 8 CPUs, and every CPU must have been busy under the load (by the
+//! guest's /proc/stat, not the scheduler's own figures). Needs a sched_ext
+//! kernel (scripts/find-kernel.sh).
 
 mod common;
 
+use std::collections::BTreeSet;
+
 use common::{Checks, field, read};
+
+/// The guest's online CPUs (the 2n4l shape).
+const CPUS: usize = 8;
+
+/// Least share of the load phase each CPU must have been busy (from the
+/// guest's /proc/stat). With every CPU in a domain the load keeps all 8
+/// well above it; with the daemon's domains limited to its cpuset, the CPUs
+/// outside stayed far below it while CPUs 0-1 were nearly saturated (runs
+/// in benches/vm/results/2026-11-30-topology/).
+const MIN_BUSY: f64 = 0.5;
 
 #[test]
 fn vm_basic_2n4l() {
     let (dir, mut c) = common::run_guest_script("vm_basic_2n4l", "basic.sh", 900, &[]);
 
     let files = [
+        "cpuset.txt",
+        "domains-in-cpuset.json",
+        "stat-before.txt",
+        "stat-after.txt",
         "attached.txt",
         "second.log",
         "after_load.txt",
@@ -67,6 +87,12 @@ fn vm_basic_2n4l() {
     common::check_dmesg(&mut c, &dir);
 
     check_stats(&mut c, &read(&dir.join("stats.jsonl")));
+    check_cpuset(&mut c, &dir);
+    check_busy(
+        &mut c,
+        &read(&dir.join("stat-before.txt")),
+        &read(&dir.join("stat-after.txt")),
+    );
     c.finish(&dir, &files);
 }
 
@@ -103,4 +129,107 @@ fn check_stats(c: &mut Checks, stats: &str) {
             format!("domain {} has dispatched = {:?} (want > 0)", d["id"], n),
         );
     }
+}
+
+/// The scheduler and the --dump-domains really ran confined to CPUs 0-1, and
+/// both still gave every online CPU a domain.
+fn check_cpuset(c: &mut Checks, dir: &std::path::Path) {
+    let cpuset = read(&dir.join("cpuset.txt"));
+    c.check(
+        field(&cpuset, "cpuset_effective").as_deref() == Some("0-1"),
+        "cpuset.txt: the cgroup's effective cpuset is not 0-1",
+    );
+    c.check(
+        field(&cpuset, "sched_cpus_allowed").is_some_and(|v| v.ends_with("\t0-1")),
+        "cpuset.txt: the scheduler's Cpus_allowed_list is not 0-1 (not confined)",
+    );
+    c.check(
+        cpuset.contains("Cpus_allowed_list:\t0-1"),
+        "cpuset.txt: a process started in the cpuset is not confined to 0-1",
+    );
+    c.check(
+        field(&cpuset, "dump_exit").as_deref() == Some("0"),
+        "cpuset.txt: --dump-domains in the cpuset did not exit 0",
+    );
+    let all: BTreeSet<usize> = (0..CPUS).collect();
+    let dump = read(&dir.join("domains-in-cpuset.json"));
+    let dumped: Option<BTreeSet<usize>> = serde_json::from_str::<serde_json::Value>(&dump)
+        .ok()
+        .and_then(|v| {
+            v["domains"].as_array().map(|ds| {
+                ds.iter()
+                    .flat_map(|d| d["cpus"].as_array().cloned().unwrap_or_default())
+                    .filter_map(|cpu| cpu.as_u64().map(|n| n as usize))
+                    .collect()
+            })
+        });
+    c.check(
+        dumped.as_ref() == Some(&all),
+        format!("--dump-domains in a 0-1 cpuset does not cover CPUs 0-7: {dump}"),
+    );
+    // "domain 0 node 0 cpus [0, 1]" lines, logged at load.
+    let log = read(&dir.join("sched.log"));
+    let loaded: BTreeSet<usize> = log
+        .lines()
+        .filter_map(|l| l.split_once("] domain ").map(|(_, r)| r))
+        .filter_map(|r| r.split_once("cpus [").map(|(_, r)| r))
+        .filter_map(|r| r.split_once(']').map(|(list, _)| list))
+        .flat_map(|list| {
+            list.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect::<Vec<usize>>()
+        })
+        .collect();
+    c.check(
+        loaded == all,
+        format!(
+            "the scheduler started in a 0-1 cpuset loaded domains over CPUs {loaded:?}, not 0-7"
+        ),
+    );
+}
+
+/// Per-CPU busy share of the load phase from two /proc/stat snapshots:
+/// every CPU must have run the load, not only the daemon's own two.
+fn check_busy(c: &mut Checks, before: &str, after: &str) {
+    let parse = |s: &str| -> Vec<(String, u64, u64)> {
+        s.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let v: Vec<u64> = f.get(1..)?.iter().filter_map(|x| x.parse().ok()).collect();
+                // user nice system idle iowait irq softirq steal
+                if v.len() < 8 {
+                    return None;
+                }
+                let busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+                Some((f[0].to_string(), busy, busy + v[3] + v[4]))
+            })
+            .collect()
+    };
+    let (b, a) = (parse(before), parse(after));
+    c.check(
+        a.len() == CPUS && b.len() == CPUS,
+        format!(
+            "/proc/stat snapshots list {} and {} CPUs, want {CPUS}",
+            b.len(),
+            a.len()
+        ),
+    );
+    let mut shares = Vec::new();
+    for ((name, b_busy, b_total), (_, a_busy, a_total)) in b.iter().zip(&a) {
+        let total = a_total.saturating_sub(*b_total).max(1);
+        let share = a_busy.saturating_sub(*b_busy) as f64 / total as f64;
+        shares.push(format!("{name} {:.0}%", share * 100.0));
+        c.check(
+            share >= MIN_BUSY,
+            format!(
+                "{name} was busy {:.0}% of the load phase (< {:.0}%): not scheduled?",
+                share * 100.0,
+                MIN_BUSY * 100.0
+            ),
+        );
+    }
+    eprintln!(
+        "busy share per CPU over the load phase: {}",
+        shares.join(", ")
+    );
 }

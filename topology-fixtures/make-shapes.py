@@ -5,23 +5,29 @@ cannot be made to look like (many CCDs, hybrid cores, a 3D V-Cache part, a
 cores and caches, so every file hwloc reads agrees with every other one.
 
 Run from anywhere:  python3 topology-fixtures/make-shapes.py
-It rewrites sys/ (and the hybrid fixtures' sys/devices/cpu_core, cpu_atom)
-and SOURCE.txt of the fixtures below; expected*.json and the README
-paragraphs are written by hand and left alone.
+It builds each fixture's sys/ tree (with the hybrid fixtures'
+sys/devices/cpu_core, cpu_atom) in a temporary folder, packs it into
+NAME/sys.tar.xz (fixture_tar.py) and rewrites NAME/SOURCE.txt;
+expected*.json and the README paragraphs are written by hand and left alone.
 
 The file set and formats are those of the captured fixtures (see
 2node-4llc-smt): masks as the kernel's "%*pb" over nr_cpu_ids bits, lists as
 "%*pbl", cpu0 without an `online` file (x86 cannot offline it), an empty
 `cpu/offline`. What differs from QEMU's captures is on purpose: L1/L2 are
 shared by SMT siblings, cache `id`s number the cache instances, and
-`cluster_cpus` is the L2 sharing set, as on real x86 hardware.
+`cluster_cpus` is the L2 sharing set, as on real x86 hardware. A machine
+made with `old_kernel=True` gets the smaller file set of the kernels such
+machines ran (2.6.2x: no core_cpus, package_cpus, die_* or cluster_* files,
+no cache id, no cpu/offline or kernel_max, masks printed over NR_CPUS bits).
 """
 
 import os
 import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_tar import pack  # noqa: E402
 from sysfs_format import fmt_list, fmt_mask  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,8 +54,9 @@ class Core:
 
 
 class Machine:
-    def __init__(self, name, arch="x86"):
-        self.name, self.arch = name, arch
+    def __init__(self, name, arch="x86", old_kernel=False, mask_bits=None):
+        self.name, self.arch, self.old = name, arch, old_kernel
+        self.mask_bits = mask_bits  # None: nr_cpu_ids (max CPU + 1)
         self.cores = []
         self.node_mem_kb = {}
         self.distances = None  # list of rows, in node order
@@ -62,11 +69,19 @@ class Machine:
 
     def write(self, source):
         dst = os.path.join(HERE, self.name)
-        if os.path.isdir(os.path.join(dst, "sys")):
-            shutil.rmtree(os.path.join(dst, "sys"))
         os.makedirs(dst, exist_ok=True)
+        tree = tempfile.mkdtemp(prefix=f"shape-{self.name}-")
+        try:
+            self.write_tree(tree)
+            pack(self.name, tree)
+        finally:
+            shutil.rmtree(tree)
+        with open(os.path.join(dst, "SOURCE.txt"), "w") as f:
+            f.write(f"Synthetic: made by make-shapes.py ({self.name}).\n{source}")
+
+    def write_tree(self, dst):
         cpus = self.cpus()
-        nbits = max(cpus) + 1  # nr_cpu_ids: every CPU here is possible
+        nbits = self.mask_bits or max(cpus) + 1  # nr_cpu_ids: every CPU here is possible
         mask = lambda s: fmt_mask(s, nbits) + "\n"
         lst = lambda s: fmt_list(s) + "\n"
 
@@ -79,8 +94,9 @@ class Machine:
         cpu_dir = f"{SYS}/cpu"
         for f in ("online", "possible", "present"):
             put(f"{cpu_dir}/{f}", lst(cpus))
-        put(f"{cpu_dir}/offline", "\n")
-        put(f"{cpu_dir}/kernel_max", "8191\n" if self.arch == "x86" else "4095\n")
+        if not self.old:
+            put(f"{cpu_dir}/offline", "\n")
+            put(f"{cpu_dir}/kernel_max", "8191\n" if self.arch == "x86" else "4095\n")
 
         # Cache ids: instances of one level numbered in order of first CPU.
         by_level = {}
@@ -119,7 +135,11 @@ class Machine:
                     "cluster_cpus_list": lst(core.cluster),
                     "cluster_id": f"{core.cluster_id}\n",
                 }
-                if self.arch == "x86":
+                if self.old:
+                    for f in ("core_cpus", "core_cpus_list", "package_cpus", "package_cpus_list",
+                              "cluster_cpus", "cluster_cpus_list", "cluster_id"):
+                        del topo[f]
+                elif self.arch == "x86":
                     # die_* exist on x86 only; one die per package here.
                     topo.update({"die_id": "0\n", "die_cpus": mask(pkg),
                                  "die_cpus_list": lst(pkg)})
@@ -138,13 +158,15 @@ class Machine:
                         "shared_cpu_list": lst(c.cpus),
                     }
                     if self.arch == "x86":
-                        files.update({"id": f"{c.id}\n", "physical_line_partition": "1\n"})
+                        files["physical_line_partition"] = "1\n"
+                        if not self.old:
+                            files["id"] = f"{c.id}\n"
                     for f, v in files.items():
                         put(f"{d}/cache/index{i}/{f}", v)
 
         nodes = sorted({c.node for c in self.cores})
         node_dir = f"{SYS}/node"
-        for f in ("online", "possible", "has_cpu"):
+        for f in ("online", "possible", "has_cpu") + (("has_normal_memory",) if self.old else ()):
             put(f"{node_dir}/{f}", lst(nodes))
         for i, n in enumerate(nodes):
             ncpus = {t for c in self.cores if c.node == n for t in c.threads}
@@ -155,8 +177,6 @@ class Machine:
             put(f"{node_dir}/node{n}/meminfo", meminfo(n, self.node_mem_kb[n]))
         for rel, text in self.extra.items():
             put(rel, text)
-        with open(os.path.join(dst, "SOURCE.txt"), "w") as f:
-            f.write(f"Synthetic: made by make-shapes.py ({self.name}).\n{source}")
 
 
 def meminfo(n, total_kb):
@@ -178,7 +198,8 @@ def x86_smt_machine(m, packages, cores_per_pkg, llc_cores, l1d, l1i, l2, l3_of, 
                     threads=2):
     """Cores numbered socket by socket (CPU = global core index), SMT
     sibling k of core i at CPU i + k * total cores, as Linux numbers AMD and
-    Intel servers. l3_of(pkg, llc index) gives (size KiB, ways)."""
+    Intel servers. l3_of(pkg, llc index) gives (size KiB, ways); l3_of =
+    None: no L3 at all (the L2 is the last level)."""
     total = packages * cores_per_pkg
     l3s = {}
     for p in range(packages):
@@ -187,13 +208,15 @@ def x86_smt_machine(m, packages, cores_per_pkg, llc_cores, l1d, l1i, l2, l3_of, 
             th = [g + k * total for k in range(threads)]
             core = Core(th, p, nodes_of(p), c)
             core.cluster, core.cluster_id = set(th), g  # x86 cluster = L2 = this core
-            key = (p, c // llc_cores)
-            if key not in l3s:
-                size, ways = l3_of(*key)
-                l3s[key] = Cache(3, "Unified", size, ways, [])
-            l3s[key].cpus.update(th)
             core.caches = [Cache(1, "Data", *l1d, th), Cache(1, "Instruction", *l1i, th),
-                           Cache(2, "Unified", *l2, th), l3s[key]]
+                           Cache(2, "Unified", *l2, th)]
+            if l3_of is not None:
+                key = (p, c // llc_cores)
+                if key not in l3s:
+                    size, ways = l3_of(*key)
+                    l3s[key] = Cache(3, "Unified", size, ways, [])
+                l3s[key].cpus.update(th)
+                core.caches.append(l3s[key])
             m.cores.append(core)
     return m
 
@@ -309,6 +332,24 @@ with its own L2, one 3 MB DSU L3 for all 8. No SMT, no die_* files (x86 only),
 no cache id (device tree). Core types only as cpuN/cpu_capacity: 414 for the
 A55s, 1024 for the A76s.
 Expected layout: one L3 {0-7} holding little {0-3} and big {4-7}.
+""")
+
+# --- 8 x dual-core AMD Opteron 865 (K8): 8 sockets = 8 nodes, no shared cache -
+# Each core has its own 1 MB L2 and there is no L3: no cache is shared by two
+# CPUs anywhere. The kernel of its day: old file set, masks over NR_CPUS = 32.
+m = x86_smt_machine(Machine("8node-nocache-opteron", old_kernel=True, mask_bits=32),
+                    packages=8, cores_per_pkg=2, llc_cores=2, l1d=(64, 2), l1i=(64, 2),
+                    l2=(1024, 16), l3_of=None, nodes_of=lambda p: p, threads=1)
+m.node_mem_kb = {n: 8388608 for n in range(8)}
+m.distances = [[10 if i == j else 20 for j in range(8)] for i in range(8)]
+m.write("""Models an 8-socket server of dual-core AMD Opteron 865 (K8, 2005): one NUMA
+node per socket, 2 cores per socket without SMT, each core with its own 64 KB
+L1d/L1i and 1 MB L2, no L3, so no cache is shared by any two CPUs. Files as a
+2.6.2x kernel shows them: topology/ has only core_id, physical_package_id,
+core_siblings(_list) and thread_siblings(_list); caches have no id; masks are
+printed over NR_CPUS = 32 bits; no cpu/offline or kernel_max; node/ has
+has_normal_memory. SLIT distances 10 local, 20 remote (as such firmware reported).
+Expected layout: CPUs 2n and 2n+1 on node n, n = 0..7; every L2 holds one CPU.
 """)
 
 print("ok")

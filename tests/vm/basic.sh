@@ -1,6 +1,9 @@
 #!/bin/sh
 # Guest side of tests/vm_basic.rs: loads the scheduler, runs >=30 s of CPU + fork +
 # hackbench load under it, stops it with SIGINT and records sched_ext state throughout.
+# The scheduler (and a --dump-domains) run inside a cgroup-v2 cpuset of CPUs 0-1
+# only, as a daemon started from a restricted service would: its domains, and so
+# the scheduling, must still cover all 8 CPUs (per-CPU busy time from /proc/stat).
 # Usage: basic.sh SCHED_BINARY OUTDIR   (OUTDIR must be a --rwdir of the VM)
 set -u
 # shellcheck source=tests/vm/lib.sh
@@ -13,12 +16,28 @@ cd /tmp || exit 1
 
 record "$out/before.txt" state scx_state
 
-log "starting $sched"
-"$sched" --stats-json "$out/stats.jsonl" -v >"$out/sched.log" 2>&1 &
+# A cpuset of CPUs 0-1 for the scheduler; everything else stays in the root cgroup.
+cg=/sys/fs/cgroup
+[ -f "$cg/cgroup.controllers" ] || mount -t cgroup2 none "$cg"
+echo +cpuset >"$cg/cgroup.subtree_control"
+mkdir -p "$cg/rebal"
+echo 0-1 >"$cg/rebal/cpuset.cpus"
+record "$out/cpuset.txt" cpuset_effective cat "$cg/rebal/cpuset.cpus.effective"
+# sh -c "$in_cpuset" sh CMD...: runs CMD in that cgroup, as the same process (the
+# shell execs it), so that $! of a background one is CMD's pid.
+in_cpuset='echo $$ >/sys/fs/cgroup/rebal/cgroup.procs && exec "$@"'
+log "cpuset 0-1 made; --dump-domains in it"
+sh -c "$in_cpuset" sh grep Cpus_allowed_list /proc/self/status >>"$out/cpuset.txt" 2>&1
+sh -c "$in_cpuset" sh "$sched" --dump-domains >"$out/domains-in-cpuset.json" 2>&1
+echo "dump_exit: $?" >>"$out/cpuset.txt"
+
+log "starting $sched (in the cpuset)"
+sh -c "$in_cpuset" sh "$sched" --stats-json "$out/stats.jsonl" -v >"$out/sched.log" 2>&1 &
 pid=$!
 if wait_for_state enabled 60; then log "sched_ext enabled"; else log "not enabled after 60 s"; fi
 record "$out/attached.txt" state scx_state
 record "$out/attached.txt" ops cat /sys/kernel/sched_ext/root/ops
+record "$out/cpuset.txt" sched_cpus_allowed grep Cpus_allowed_list "/proc/$pid/status"
 
 # A second instance must refuse, say why, and leave the first one attached.
 "$sched" >"$out/second.log" 2>&1
@@ -29,6 +48,7 @@ record "$out/second.log" ops_after cat /sys/kernel/sched_ext/root/ops
 # Load: stress-ng's CPU hogs + fork churn with affinity changes (exercises migration
 # and enqueue paths) while hackbench loops (wakeup-heavy IPC); each run is timed.
 log "load phase"
+grep '^cpu[0-9]' /proc/stat >"$out/stat-before.txt"
 t0=$(now_ms)
 stress-ng --cpu 4 --fork 2 --affinity 2 --timeout 30s --temp-path /tmp >"$out/stress-ng.log" 2>&1 &
 stress=$!
@@ -41,6 +61,7 @@ while kill -0 "$stress" 2>/dev/null; do
 done
 wait "$stress"
 echo "stress_rc: $?" >>"$out/hackbench.txt"
+grep '^cpu[0-9]' /proc/stat >"$out/stat-after.txt"
 echo "load_ms: $(($(now_ms) - t0))" >>"$out/hackbench.txt"
 record "$out/after_load.txt" state scx_state
 
