@@ -177,7 +177,7 @@ static u64 place_vtime(struct task_struct *p, struct task_ctx *taskc, u32 dom, u
 	u64 vtime = taskc->vtime, floor;
 	int hog;
 
-	if (credit > slept && !x_credit_full)
+	if (credit > slept)
 		credit = slept;
 	floor = dom_clock(dom) - credit;
 	if (time_before(vtime, floor))

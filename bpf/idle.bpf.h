@@ -92,26 +92,31 @@ static s32 pick_idle_greedy(struct task_struct *p, struct task_ctx *taskc)
 }
 
 /*
- * WAKE_SYNC: the waker says it is about to sleep, so the wakee may take
- * its CPU (and its warm cache) instead of another. Only when that CPU is
- * in the wakee's home and allowed, its local queue is empty, and the
- * domain is not saturated (an idle CPU left means the wakee would not be
- * starving anyone by waiting behind the waker for a moment).
+ * WAKE_SYNC (pipes, sockets): the waker says it is about to sleep, so the
+ * wakee can have its CPU in a moment. When the wakee's home has no idle
+ * CPU, aim it at the waker's CPU rather than at its previous one: queued
+ * on its domain (not on the CPU, so any CPU of the domain may still take
+ * it if the waker goes on running), it is picked up when the waker blocks,
+ * without an IPI to preempt a hog elsewhere. Only for a waker that does
+ * block after most of its wakeups: a producer that keeps going (hackbench's
+ * senders) would keep its wakees waiting for its slice to end.
+ * Returns the waker's CPU, or -1.
  */
-static s32 pick_sync_cpu(struct task_struct *p, struct task_ctx *taskc)
+static s32 pick_sync_cpu(struct task_ctx *taskc, u64 now)
 {
-	const struct cpumask *mask = cast_mask(taskc->mask), *idle;
-	struct task_struct *current = (void *)bpf_get_current_task_btf();
+	const struct cpumask *mask = cast_mask(taskc->mask);
+	struct task_struct *waker = (void *)bpf_get_current_task_btf();
+	struct task_ctx *wakerc;
 	s32 cpu = bpf_get_smp_processor_id();
-	bool ok;
+	u32 blocks, wakes;
 
-	if (!mask || !bpf_cpumask_test_cpu(cpu, mask) || (current->flags & PF_EXITING) ||
-	    scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL_ON | cpu))
+	if (!mask || !bpf_cpumask_test_cpu(cpu, mask) || (waker->flags & PF_EXITING) ||
+	    !(wakerc = lookup_task_ctx(waker)))
 		return -1;
-	idle = scx_bpf_get_idle_cpumask();
-	ok = bpf_cpumask_intersects(mask, idle);
-	scx_bpf_put_idle_cpumask(idle);
-	return ok ? cpu : -1;
+	blocks = rebal_freq_now(wakerc->blocked_freq,
+				rebal_elapsed(now, wakerc->last_blocked_at));
+	wakes = rebal_freq_now(wakerc->waker_freq, rebal_elapsed(now, wakerc->last_woke_at));
+	return 2 * blocks >= wakes ? cpu : -1;
 }
 
 /* Whether the tuner marked the same domains for kicks as for direct

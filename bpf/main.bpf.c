@@ -71,18 +71,18 @@ s32 BPF_STRUCT_OPS(rebal_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	if (!mask)
 		return prev_cpu;
 
-	if (sync_wakeups && (wake_flags & SCX_WAKE_SYNC) &&
-	    (cpu = pick_sync_cpu(p, taskc)) >= 0) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
-		stat_add(taskc->dom, DSTAT_SYNC, 1);
-		return cpu;
-	}
 	cpu = pick_idle_cpu(mask, prev_cpu);
 	if (cpu < 0)
 		cpu = pick_idle_greedy(p, taskc);
 	if (cpu >= 0) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
 		stat_add(taskc->dom, DSTAT_DIRECT, 1);
+		return cpu;
+	}
+	if (sync_wakeups && (wake_flags & SCX_WAKE_SYNC) &&
+	    (cpu = pick_sync_cpu(taskc, now_ns())) >= 0) {
+		taskc->searched_idle = true;
+		stat_add(taskc->dom, DSTAT_SYNC, 1);
 		return cpu;
 	}
 	taskc->searched_idle = true;

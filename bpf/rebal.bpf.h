@@ -30,7 +30,6 @@ const volatile bool no_preempt;
 const volatile u64 preempt_margin_ns = PREEMPT_MARGIN_US_DFL * 1000ULL;
 const volatile u32 sleeper_credit_pct = SLEEPER_CREDIT_PCT_DFL;
 const volatile bool sync_wakeups;
-const volatile bool x_credit_full; /* EXPERIMENT */
 const volatile u32 xnode_steal_min = XNODE_STEAL_MIN_DFL;
 const volatile u32 cpu_dom[MAX_CPUS];
 const volatile u32 dom_node[MAX_DOMS];

@@ -147,20 +147,21 @@ struct Opts {
 
     /// How far behind its domain's virtual clock a waking task may be
     /// placed, in percent of a slice: the head start a sleeper gets over the
-    /// tasks that kept running. Lower values make woken consumers wait
-    /// their turn and take more work per run (fewer context switches: 0.40x
-    /// EEVDF's instead of 0.49x in hackbench, in the VM), at the cost of
-    /// producer/consumer chains (a pipe chain under CPU hogs 1.25x slower
-    /// at 0).
+    /// tasks that kept running. It is never more than the time the task
+    /// slept, so a consumer that blocked for a moment gets next to none and
+    /// waits behind the producer it waits for, taking more work per run
+    /// (fewer context switches), while a task that slept long (a frame
+    /// thread, an interactive program) gets up to this share of a slice.
     #[arg(long, value_name = "PCT",
           default_value_t = bpf_intf::consts_SLEEPER_CREDIT_PCT_DFL as u8,
           value_parser = clap::value_parser!(u8).range(0..=100))]
     sleeper_credit_pct: u8,
 
-    /// Put a task woken with WAKE_SYNC (the waker says it is about to
-    /// sleep: pipes, sockets) on the waker's CPU when that CPU is in the
-    /// task's domain, has nothing else queued and the domain has an idle
-    /// CPU, rather than on another CPU.
+    /// For a task woken with WAKE_SYNC (pipes, sockets: the waker says it
+    /// is about to sleep) when its domain has no idle CPU, aim it at the
+    /// waker's CPU, to run there once the waker blocks, instead of
+    /// preempting a CPU hog elsewhere to run it at once. Only for wakers that
+    /// block after most of their wakeups.
     #[arg(long)]
     sync_wakeups: bool,
 
@@ -174,10 +175,6 @@ struct Opts {
           default_value_t = bpf_intf::consts_XNODE_STEAL_MIN_DFL,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     xnode_steal_min: u32,
-
-    /// EXPERIMENT
-    #[arg(long, hide = true)]
-    x_credit_full: bool,
 
     /// Schedule only the tasks that chose SCHED_EXT; leave the rest to the
     /// kernel's default scheduler.
@@ -491,7 +488,6 @@ impl Daemon<'_> {
             sleeper_credit_pct: opts.sleeper_credit_pct,
             sync_wakeups: opts.sync_wakeups,
             xnode_steal_min: opts.xnode_steal_min,
-            x_credit_full: opts.x_credit_full,
             partial: opts.partial,
             verbose: opts.verbose,
         };

@@ -50,7 +50,6 @@ pub struct LoadConfig {
     /// Least tasks waiting in another node's domain for a CPU to steal
     /// from it (`--xnode-steal-min`).
     pub xnode_steal_min: u32,
-    pub x_credit_full: bool,
     /// Schedule only tasks that chose SCHED_EXT (`--partial`).
     pub partial: bool,
     pub verbose: u8,
@@ -214,7 +213,6 @@ impl<'a> Scheduler<'a> {
         rodata.sleeper_credit_pct = u32::from(cfg.sleeper_credit_pct);
         rodata.sync_wakeups = cfg.sync_wakeups;
         rodata.xnode_steal_min = cfg.xnode_steal_min;
-        rodata.x_credit_full = cfg.x_credit_full;
 
         for slot in rodata.cpu_dom.iter_mut() {
             *slot = bpf_intf::consts_NO_DOM;

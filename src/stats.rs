@@ -247,7 +247,7 @@ pub struct DomainStats {
     pub run_ns: u64,
     #[stat(desc = "deadlines clamped (a run length past the cap, or a deadline in the past)")]
     pub dl_clamped: u64,
-    #[stat(desc = "wakeups placed on the waker's CPU (WAKE_SYNC, --sync-wakeups)")]
+    #[stat(desc = "WAKE_SYNC wakeups aimed at the waker's CPU (--sync-wakeups)")]
     pub sync: u64,
     #[stat(
         desc = "visitors sent home at the end of their slice to an idle CPU there, rather \
