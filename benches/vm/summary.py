@@ -45,7 +45,8 @@ for k in ["workload_s"] + sorted(m for m in measures if m != "workload_s"):
             cells.append("-")
             continue
         med = statistics.median(vs)
-        ratio = f" ({med / base:.2f}x)" if base and n != "eevdf" else ""
+        # A ratio to a negative or zero base (slack can be either) means nothing.
+        ratio = f" ({med / base:.2f}x)" if base and base > 0 and n != "eevdf" else ""
         cells.append(f"{med:.3f}{ratio}" if med < 100 else f"{med:.0f}{ratio}")
     print(f"| {k} ({better(k)}) | " + " | ".join(cells) + " |")
 print()
