@@ -23,6 +23,8 @@ pub mod balancer;
 pub mod domains;
 pub mod load;
 pub mod monitor;
+pub mod moves;
+pub mod output;
 pub mod sched;
 pub mod stats;
 pub mod topology;

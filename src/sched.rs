@@ -291,16 +291,24 @@ impl<'a> Scheduler<'a> {
         read_candidates(&tables, monotonic_ns(), half_life_ns, max_age_ns)
     }
 
-    /// Replace the pending moves with `moves` (pid, destination domain).
-    /// Moves of the previous round that have not happened yet (the task has
-    /// not woken up since) are dropped: this round's view supersedes them.
-    pub fn write_moves(&mut self, moves: &[(i32, usize)]) -> Result<()> {
+    /// Take back the moves BPF has not carried out yet (the task has not
+    /// woken up since they were written) and return their pids: the next
+    /// round's view supersedes them. A key that BPF consumes while this
+    /// runs cannot be deleted any more, and so counts as carried out.
+    pub fn take_unapplied_moves(&mut self) -> Vec<i32> {
         let map = &self.skel.maps.migrations;
         let stale: Vec<Vec<u8>> = map.keys().collect();
-        for k in stale {
-            // A key BPF consumed in the meantime is already gone: fine.
-            let _ = map.delete(&k);
-        }
+        stale
+            .into_iter()
+            .filter(|k| map.delete(k).is_ok())
+            .filter_map(|k| Some(i32::from_ne_bytes(k.as_slice().try_into().ok()?)))
+            .collect()
+    }
+
+    /// Write this round's moves (pid, destination domain); call
+    /// [`Scheduler::take_unapplied_moves`] first.
+    pub fn write_moves(&mut self, moves: &[(i32, usize)]) -> Result<()> {
+        let map = &self.skel.maps.migrations;
         for &(pid, dom) in moves {
             map.update(
                 &pid.to_ne_bytes(),
