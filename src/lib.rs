@@ -20,7 +20,9 @@ pub mod bpf_skel {
 }
 
 pub mod balancer;
+pub mod demand;
 pub mod domains;
+pub mod hotplug;
 pub mod load;
 pub mod monitor;
 pub mod moves;

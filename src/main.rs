@@ -22,7 +22,9 @@ use log::{info, warn};
 
 use scx_rebal::balancer::{self, BalancerConfig, Reason};
 use scx_rebal::bpf_intf;
+use scx_rebal::demand::DemandTracker;
 use scx_rebal::domains::{DomainOpts, Domains};
+use scx_rebal::hotplug;
 use scx_rebal::load;
 use scx_rebal::monitor;
 use scx_rebal::moves::MoveBook;
@@ -35,8 +37,9 @@ use scx_rebal::tuner::{Tuner, TunerConfig, Tuning};
 /// Loads tried in a row after a restart request before giving up.
 const RESTART_RETRIES: u32 = 5;
 
-/// Pause after a restart request before loading again (see run()).
-const RESTART_SETTLE: Duration = Duration::from_secs(1);
+/// Longest wait, after a restart request, for the hotplug operation that
+/// asked for it to end (see hotplug.rs); then it loads anyway.
+const RESTART_WAIT: Duration = Duration::from_secs(60);
 
 /// scx_rebal: a sched_ext scheduler that keeps each task on one last-level
 /// cache (a "domain") and balances load between domains and NUMA nodes.
@@ -403,7 +406,12 @@ impl Daemon<'_> {
     /// Load, attach and schedule until stopped or ejected.
     fn run_once(&mut self) -> Result<Ended> {
         let opts = self.opts;
+        // Taken before the topology is read: a CPU that comes or goes after
+        // this makes the kernel refuse the load (see hotplug.rs).
+        let hotplug_seq = hotplug::Sysfs::default().hotplug_seq().ok();
+        let t0 = Instant::now();
         let domains = build_domains(opts)?;
+        info!("topology read in {:.1} s", t0.elapsed().as_secs_f64());
         for d in &domains.domains {
             let kind = d.kind.map(|k| format!(" kind {}", k.name()));
             info!(
@@ -430,6 +438,7 @@ impl Daemon<'_> {
             preempt_margin_us: opts.preempt_margin_us,
             sleeper_credit_pct: opts.sleeper_credit_pct,
             partial: opts.partial,
+            hotplug_seq,
             verbose: opts.verbose,
         };
         let mut open_object = MaybeUninit::uninit();
@@ -438,6 +447,7 @@ impl Daemon<'_> {
             (opts.interval * 1e9) as u64,
             (opts.load_half_life * 1e9) as u64,
         );
+        let mut demand = DemandTracker::default();
         let mut bal = BalancerTotals::default();
 
         let started = Instant::now();
@@ -492,7 +502,7 @@ impl Daemon<'_> {
                         );
                     }
                 }
-                balance_round(&mut sched, &reports, opts, &mut book, &mut bal)?;
+                balance_round(&mut sched, &reports, opts, &mut book, &mut demand, &mut bal)?;
                 let s = self.stats(&sched, &reports, &bal, tuning.as_ref());
                 self.write_json(&s);
                 prev = cur;
@@ -551,6 +561,7 @@ fn balance_round(
     reports: &[stats::DomReport],
     opts: &Opts,
     book: &mut MoveBook,
+    demand: &mut DemandTracker,
     totals: &mut BalancerTotals,
 ) -> Result<()> {
     // Last round's moves that BPF has not carried out are taken back; the
@@ -562,7 +573,8 @@ fn balance_round(
     let half_life_ns = (opts.load_half_life * 1e9) as u64;
     let tasks = sched.candidates(half_life_ns, book.cand_max_age_ns());
     let nr_cpus: usize = sched.domains.domains.iter().map(|d| d.cpus.len()).sum();
-    let loads = load::compute_loads(reports, &tasks, nr_cpus);
+    let demand = demand.update(tasks.iter().map(|t| t.pid), now);
+    let loads = load::compute_loads(reports, &tasks, nr_cpus, &demand);
     let snap = load::snapshot(&sched.domains, &loads, &tasks, &hold);
 
     let t0 = Instant::now();
@@ -714,10 +726,26 @@ fn run(opts: &Opts) -> Result<Outcome> {
                     daemon.restarts
                 );
                 // The kernel asks from inside the hotplug operation, which
-                // goes on after we are out. Loading again at once raced it
-                // once in the VM: the attach never returned (CPU 2 coming
-                // online, 12 minutes). Let the operation finish first.
-                std::thread::sleep(RESTART_SETTLE);
+                // goes on after we are out: wait until it is over.
+                let w = hotplug::wait_settled(
+                    &hotplug::Sysfs::default(),
+                    Duration::from_millis(10),
+                    RESTART_WAIT,
+                );
+                if w.settled {
+                    info!(
+                        "hotplug settled after {:.2} s; loading again",
+                        w.waited.as_secs_f64()
+                    );
+                } else {
+                    warn!(
+                        "after {:.0} s sched_ext is still {} and CPUs {:?} are still in a \
+                         hotplug operation; loading anyway",
+                        w.waited.as_secs_f64(),
+                        w.state,
+                        w.in_transit
+                    );
+                }
             }
             Ok(Ended::Ejected { restart: false }) => {
                 return Ok(Outcome {

@@ -46,6 +46,10 @@ pub struct LoadConfig {
     pub sleeper_credit_pct: u8,
     /// Schedule only tasks that chose SCHED_EXT (`--partial`).
     pub partial: bool,
+    /// sched_ext's hotplug sequence number when the topology was read: the
+    /// kernel refuses the load if a CPU came or went since (None: the
+    /// number read when the program is opened, as scx_utils does).
+    pub hotplug_seq: Option<u64>,
     pub verbose: u8,
 }
 
@@ -103,6 +107,7 @@ impl<'a> Scheduler<'a> {
             );
         }
 
+        let t0 = std::time::Instant::now();
         let mut builder = BpfSkelBuilder::default();
         builder.obj_builder.debug(cfg.verbose > 1);
         scx_utils::init_libbpf_logging(None);
@@ -112,6 +117,9 @@ impl<'a> Scheduler<'a> {
         // scx_utils appends a version suffix to the ops name; operators and
         // tests look for plain "rebal" in /sys/kernel/sched_ext/root/ops.
         let ops = skel.struct_ops.rebal_ops_mut();
+        if let Some(seq) = cfg.hotplug_seq {
+            ops.hotplug_seq = seq;
+        }
         ops.name.fill(0);
         for (dst, src) in ops.name.iter_mut().zip(b"rebal") {
             *dst = *src as _;
@@ -161,13 +169,19 @@ impl<'a> Scheduler<'a> {
             .context("BPF object has no data section")?;
         data.slice_ns = cfg.slice_us * 1000;
 
+        let t1 = std::time::Instant::now();
         let mut skel = scx_ops_load!(skel, rebal_ops, uei).context("loading the BPF scheduler")?;
+        let t2 = std::time::Instant::now();
         let link = scx_ops_attach!(skel, rebal_ops).context("attaching the BPF scheduler")?;
         info!(
-            "scx_rebal attached: {} domains on {} NUMA node(s), SMT {}",
+            "scx_rebal attached: {} domains on {} NUMA node(s), SMT {} (open {:.1} s, load \
+             {:.1} s, attach {:.1} s)",
             domains.domains.len(),
             domains.nodes.len(),
-            if domains.smt { "on" } else { "off" }
+            if domains.smt { "on" } else { "off" },
+            (t1 - t0).as_secs_f64(),
+            (t2 - t1).as_secs_f64(),
+            t2.elapsed().as_secs_f64()
         );
         Ok(Scheduler {
             skel,

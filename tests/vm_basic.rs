@@ -64,6 +64,34 @@ fn vm_basic_2n4l() {
         "sched.log lacks `unregistered from user space` (no clean detach on SIGINT)",
     );
 
+    // The load ran: stress-ng did work in each stressor and hackbench
+    // completed runs.
+    let load = read(&dir.join("hackbench.txt"));
+    let ops = field(&load, "stress_ops").unwrap_or_default();
+    let ops: Vec<&str> = ops.split_whitespace().collect();
+    for stressor in ["cpu", "fork", "affinity"] {
+        let n = ops
+            .iter()
+            .position(|w| *w == stressor)
+            .and_then(|i| ops.get(i + 1)?.parse::<u64>().ok());
+        c.check(
+            n.is_some_and(|n| n > 0),
+            format!("stress-ng {stressor} did {n:?} bogo ops"),
+        );
+    }
+    c.check(
+        field(&load, "stress_rc").as_deref() == Some("0"),
+        "stress-ng failed",
+    );
+    let runs = load
+        .lines()
+        .filter(|l| l.starts_with("hackbench_ms:"))
+        .collect::<Vec<_>>();
+    c.check(
+        !runs.is_empty() && runs.iter().all(|l| l.ends_with("rc: 0")),
+        format!("hackbench runs: {runs:?}"),
+    );
+
     common::check_dmesg(&mut c, &dir);
 
     check_stats(&mut c, &read(&dir.join("stats.jsonl")));

@@ -1,12 +1,80 @@
 //! VM test of the latency knobs (issue 4): the tuner's slice follows load
-//! (short while tasks wait, back to the longest once they are gone), a
-//! pinned periodic thread preempts CPU hogs when it wakes,
-//! `--fifo` schedules, and `--partial` leaves every task alone but those
-//! that chose SCHED_EXT. Guest side: tests/vm/modes.sh.
+//! (short while tasks wait, back to the longest once they are gone) and is
+//! the slice the kernel gives, a pinned periodic thread preempts CPU hogs
+//! when it wakes, `--fifo` schedules, and `--partial` leaves every task
+//! alone but those that chose SCHED_EXT. Guest side: tests/vm/modes.sh; the
+//! kernel's side of it from a bpftrace script on sched_switch there.
 
 mod common;
 
 use common::{field, read};
+
+/// "D dead, S stalled, +T ticks" (tests/vm/lib.sh's ticks_check) with
+/// every process alive and given CPU time.
+fn all_ran(ticks: Option<&str>) -> bool {
+    ticks
+        .and_then(|t| t.strip_prefix("0 dead, 0 stalled, +"))
+        .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok())
+        .is_some_and(|t| t > 0)
+}
+
+/// The witness script's output: the hogs' run lengths (ms bucket -> count,
+/// summed over every second) and its counters.
+struct Witness {
+    runs: Vec<(u64, u64)>,
+    cut_short: u64,
+    waited_slice: u64,
+}
+
+fn witness(text: &str) -> Witness {
+    let mut runs = std::collections::BTreeMap::new();
+    let counter = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("@{name}: ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    for l in text.lines() {
+        // "[10, 11)   123 |@@@@   |"
+        let Some(rest) = l.trim().strip_prefix('[') else {
+            continue;
+        };
+        let Some((lo, rest)) = rest.split_once(',') else {
+            continue;
+        };
+        let n = rest
+            .split_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok());
+        if let (Ok(lo), Some(n)) = (lo.trim().parse::<u64>(), n) {
+            *runs.entry(lo).or_insert(0) += n;
+        }
+    }
+    Witness {
+        runs: runs.into_iter().collect(),
+        cut_short: counter("cut_short"),
+        waited_slice: counter("waited_slice"),
+    }
+}
+
+/// The median of a (bucket, count) histogram, as the bucket's middle.
+fn median(hist: &[(u64, u64)]) -> Option<f64> {
+    let total: u64 = hist.iter().map(|(_, n)| n).sum();
+    let mut seen = 0;
+    for &(b, n) in hist {
+        seen += n;
+        if 2 * seen >= total && total > 0 {
+            return Some(b as f64 + 0.5);
+        }
+    }
+    None
+}
+
+/// cyclictest -h's summary lines ("# Total: 000000200") by name.
+fn hist_field(hist: &str, name: &str) -> Option<u64> {
+    hist.lines()
+        .find_map(|l| l.strip_prefix(&format!("# {name}:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
 
 fn lines(text: &str) -> Vec<serde_json::Value> {
     text.lines()
@@ -60,12 +128,43 @@ fn tuner_fifo_and_partial() {
         field(&modes, "tuner_exit").as_deref() == Some("0"),
         "tuner phase: scheduler did not exit cleanly",
     );
+    c.check(
+        all_ran(field(&modes, "tuner_hogs").as_deref()),
+        format!("tuner phase: hogs {:?}", field(&modes, "tuner_hogs")),
+    );
+    // The kernel gave that slice: under 16 hogs on 8 CPUs a hog runs until
+    // its slice ends, so the median of the hogs' runs (sched_switch) is the
+    // slice in force. scx_rebal starts at 5 ms and reported ~10 ms under
+    // load: a slice written but not applied would show up as 5 ms.
+    let w = witness(&read(&dir.join("witness.txt")));
+    let low_slices: Vec<u64> = low
+        .zip(back)
+        .map(|(j, k)| slices[j..j + k].to_vec())
+        .unwrap_or_default();
+    let reported_ms = {
+        let mut v = low_slices.clone();
+        v.sort_unstable();
+        v.get(v.len() / 2).map(|us| *us as f64 / 1000.0)
+    };
+    let ran_ms = median(&w.runs);
+    c.check(
+        match (reported_ms, ran_ms) {
+            (Some(r), Some(k)) => (k - r).abs() <= (0.3 * r).max(1.5),
+            _ => false,
+        },
+        format!(
+            "the hogs' median run (kernel) {ran_ms:?} ms vs the slice scx_rebal reported under \
+             load {reported_ms:?} ms (runs per ms: {:?})",
+            w.runs
+        ),
+    );
 
-    // Wakeup preemption: each wakeup of the pinned periodic thread finds a
-    // hog on its CPU, due far later, and should preempt it; the counter must
-    // grow by at least half its wakeups. It also counts other wakers' (the
-    // daemon's threads, kworkers: ~37/s under hogs alone), so this shows
-    // that preemption happens under hogs, not that every wakeup preempted.
+    // Wakeup preemption: each wakeup of the pinned periodic thread (every
+    // 2 ms) finds a hog on its CPU, due far later, and should preempt it.
+    // The kernel's witness: switches from a hog to the thread after the hog
+    // ran under 3 ms (its slice, ~10 ms, cut short) must be at least half
+    // the thread's wakeups. (scx_rebal's own preempt counter also counts
+    // other wakers, ~37/s under hogs alone: reported, not judged.)
     let num = |k: &str| field(&modes, k).and_then(|v| v.parse::<u64>().ok());
     let loops = num("preempt_loops").unwrap_or(0);
     let preempts = num("preempt_after")
@@ -76,9 +175,22 @@ fn tuner_fifo_and_partial() {
         "preemption: cyclictest failed (see cyclictest.hist)",
     );
     c.check(
-        preempts.is_some_and(|n| n * 2 >= loops),
+        w.cut_short * 2 >= loops,
         format!(
-            "preemption: {preempts:?} preemptions for {loops} wakeups of a pinned thread under hogs"
+            "preemption: the pinned thread cut a hog's slice short {} times (and waited for a \
+             slice to end {} times) for {loops} wakeups",
+            w.cut_short, w.waited_slice
+        ),
+    );
+    // The thread's own record: every loop measured, none off the histogram.
+    let hist = read(&dir.join("cyclictest.hist"));
+    c.check(
+        hist_field(&hist, "Total") == Some(loops)
+            && hist_field(&hist, "Histogram Overflows") == Some(0),
+        format!(
+            "cyclictest: {:?} samples for {loops} loops, {:?} beyond 100 ms",
+            hist_field(&hist, "Total"),
+            hist_field(&hist, "Histogram Overflows")
         ),
     );
 
@@ -89,8 +201,12 @@ fn tuner_fifo_and_partial() {
         "--fifo: scheduler not attached",
     );
     c.check(
-        field(&modes, "fifo_hackbench_rc").as_deref() == Some("0"),
-        "--fifo: hackbench failed",
+        field(&modes, "fifo_hackbench_rc").as_deref() == Some("0")
+            && field(&modes, "fifo_hackbench_time").is_some_and(|t| t.parse::<f64>().is_ok()),
+        format!(
+            "--fifo: hackbench failed or did not say how long it ran ({:?})",
+            field(&modes, "fifo_hackbench_time")
+        ),
     );
     c.check(
         field(&modes, "fifo_exit").as_deref() == Some("0"),
@@ -116,6 +232,13 @@ fn tuner_fifo_and_partial() {
         field(&modes, "ext_policy").as_deref() == Some("7"),
         "the SCHED_EXT hog's policy is not 7",
     );
+    for kind in ["plain", "ext"] {
+        let h = field(&modes, &format!("partial_{kind}_hogs"));
+        c.check(
+            all_ran(h.as_deref()),
+            format!("--partial ({kind}): hogs {h:?}"),
+        );
+    }
     let plain = scheduled(&read(&dir.join("partial-plain.stats.jsonl")));
     let ext = scheduled(&read(&dir.join("partial-ext.stats.jsonl")));
     // Four ordinary hogs for 8 s: nothing of theirs reaches scx_rebal. One
@@ -129,13 +252,25 @@ fn tuner_fifo_and_partial() {
         ext >= 100,
         format!("--partial scheduled only {ext} events of a SCHED_EXT hog"),
     );
-    eprintln!("slices {slices:?}\npartial: plain {plain} events, ext {ext} events");
+    eprintln!(
+        "slices {slices:?}\nhog runs per ms (kernel) {:?}, median {ran_ms:?} ms vs reported \
+         {reported_ms:?} ms\npreemption: {} short cuts, {} waits for a slice, scx_rebal's counter \
+         +{preempts:?}; cyclictest avg {:?} us, max {:?} us\npartial: plain {plain} events, ext \
+         {ext} events",
+        w.runs,
+        w.cut_short,
+        w.waited_slice,
+        hist_field(&hist, "Avg Latencies"),
+        hist_field(&hist, "Max Latencies"),
+    );
 
     common::check_dmesg(&mut c, &dir);
     c.finish(
         &dir,
         &[
             "modes.txt",
+            "witness.txt",
+            "cyclictest.hist",
             "tuner.log",
             "fifo.log",
             "partial-plain.log",

@@ -12,9 +12,14 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The scheduler binary cargo built for this test run (same profile as the test).
+/// The scheduler binary cargo built for this test run (same profile as the
+/// test), or the one SCX_REBAL_TEST_BINARY names: to see a check fail
+/// against another build (an older commit, a build broken on purpose).
 pub fn sched_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_scx_rebal"))
+    match std::env::var_os("SCX_REBAL_TEST_BINARY") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_scx_rebal")),
+    }
 }
 
 /// The kernel image from scripts/find-kernel.sh; panics with its advice if none.
@@ -114,25 +119,57 @@ pub fn run_guest_script(
     (dir, c)
 }
 
-/// Kernel messages that mean the scheduler misbehaved, was ejected, or the
-/// guest kernel itself went wrong.
+/// Kernel messages that mean the guest kernel itself went wrong, or that a
+/// BPF scheduler was in trouble short of being ejected.
 pub const BAD_DMESG: &[&str] = &[
     "runnable task stall",
     "watchdog failed",
     "scx_bpf_error",
     "BUG:",
     "Oops",
-    "sched_ext: BPF scheduler \"rebal\" errored",
+    "ops error detected without ops",
 ];
 
+/// Why sched_ext may say it disabled a scheduler without anything being
+/// wrong: stopped by its daemon, ejected for a CPU hotplug (which asks for
+/// a restart), or by SysRq-S. kernel/sched/ext.c's scx_ops_disable_workfn
+/// prints `sched_ext: BPF scheduler "NAME" disabled (REASON)` for every
+/// exit, REASON from scx_exit_reason(); the others are "runtime error"
+/// (the kernel caught the BPF scheduler doing something invalid),
+/// "scx_bpf_error", "runnable task stall" and "unregistered from BPF".
+pub const OK_DISABLE_REASONS: &[&str] = &[
+    "unregistered from user space",
+    "unregistered from the main kernel",
+    "disabled by sysrq-S",
+];
+
+/// The scheduler name and reason of a `sched_ext: BPF scheduler "NAME"
+/// disabled (REASON)` line.
+pub fn disabled_line(line: &str) -> Option<(&str, &str)> {
+    let rest = line.split("sched_ext: BPF scheduler \"").nth(1)?;
+    let (name, rest) = rest.split_once("\" disabled (")?;
+    let reason = rest
+        .strip_suffix(')')
+        .or_else(|| rest.rsplit_once(')').map(|r| r.0))?;
+    Some((name, reason))
+}
+
 /// Fails `c` for every line of the guest's dmesg.txt that has a BAD_DMESG
-/// message, and when the file is missing.
+/// message or says a scheduler was disabled for another reason than
+/// OK_DISABLE_REASONS, and when the file is missing.
 pub fn check_dmesg(c: &mut Checks, dir: &Path) {
     let dmesg = read(&dir.join("dmesg.txt"));
     c.check(!dmesg.is_empty(), "dmesg.txt is missing or empty");
     for bad in BAD_DMESG {
         if let Some(line) = dmesg.lines().find(|l| l.contains(bad)) {
             c.0.push(format!("dmesg has `{bad}`: {line}"));
+        }
+    }
+    for line in dmesg.lines() {
+        if let Some((_, reason)) = disabled_line(line)
+            && !OK_DISABLE_REASONS.contains(&reason)
+        {
+            c.0.push(format!("dmesg: a scheduler was ejected: {line}"));
         }
     }
 }

@@ -30,7 +30,8 @@ record "$out/second.log" ops_after cat /sys/kernel/sched_ext/root/ops
 # and enqueue paths) while hackbench loops (wakeup-heavy IPC); each run is timed.
 log "load phase"
 t0=$(now_ms)
-stress-ng --cpu 4 --fork 2 --affinity 2 --timeout 30s --temp-path /tmp >"$out/stress-ng.log" 2>&1 &
+stress-ng --cpu 4 --fork 2 --affinity 2 --timeout 30s --temp-path /tmp --metrics-brief \
+    >"$out/stress-ng.log" 2>&1 &
 stress=$!
 : >"$out/hackbench.txt"
 while kill -0 "$stress" 2>/dev/null; do
@@ -41,6 +42,9 @@ while kill -0 "$stress" 2>/dev/null; do
 done
 wait "$stress"
 echo "stress_rc: $?" >>"$out/hackbench.txt"
+# stress-ng's own count of work done per stressor: evidence that it ran.
+awk '$4 == "cpu" || $4 == "fork" || $4 == "affinity" { printf "%s %d ", $4, $5 } END { print "" }' \
+    "$out/stress-ng.log" | sed 's/^/stress_ops: /' >>"$out/hackbench.txt"
 echo "load_ms: $(($(now_ms) - t0))" >>"$out/hackbench.txt"
 record "$out/after_load.txt" state scx_state
 
