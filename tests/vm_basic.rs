@@ -67,18 +67,12 @@ fn vm_basic_2n4l() {
     // The load ran: stress-ng did work in each stressor and hackbench
     // completed runs.
     let load = read(&dir.join("hackbench.txt"));
-    let ops = field(&load, "stress_ops").unwrap_or_default();
-    let ops: Vec<&str> = ops.split_whitespace().collect();
-    for stressor in ["cpu", "fork", "affinity"] {
-        let n = ops
-            .iter()
-            .position(|w| *w == stressor)
-            .and_then(|i| ops.get(i + 1)?.parse::<u64>().ok());
-        c.check(
-            n.is_some_and(|n| n > 0),
-            format!("stress-ng {stressor} did {n:?} bogo ops"),
-        );
-    }
+    common::check_stress_ops(
+        &mut c,
+        "load",
+        field(&load, "stress_ops").as_deref(),
+        &["cpu", "fork", "affinity"],
+    );
     c.check(
         field(&load, "stress_rc").as_deref() == Some("0"),
         "stress-ng failed",

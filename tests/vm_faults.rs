@@ -72,12 +72,10 @@ fn hotplug_storms_and_sigkill() {
         "after SIGKILL",
     ] {
         // Each hog alive and given CPU time since the last check.
-        let ran = field(&res, when).is_some_and(|v| {
-            v.strip_prefix("0 dead, 0 stalled, +")
-                .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok())
-                .is_some_and(|t| t > 0)
-        });
-        c.check(ran, format!("hogs {when}: {:?}", field(&res, when)));
+        c.check(
+            common::all_ran(field(&res, when).as_deref()),
+            format!("hogs {when}: {:?}", field(&res, when)),
+        );
     }
     c.check(
         field(&res, "stress_rc").as_deref() == Some("0"),
@@ -85,18 +83,12 @@ fn hotplug_storms_and_sigkill() {
     );
     // stress-ng's own count of work done: it ran (a read-only cwd makes it
     // exit at once, successfully or not).
-    let ops = field(&res, "storm_ops").unwrap_or_default();
-    let ops: Vec<&str> = ops.split_whitespace().collect();
-    for stressor in ["affinity", "fork"] {
-        let n = ops
-            .iter()
-            .position(|w| *w == stressor)
-            .and_then(|i| ops.get(i + 1)?.parse::<u64>().ok());
-        c.check(
-            n.is_some_and(|n| n > 0),
-            format!("storms: stress-ng {stressor} did {n:?} bogo ops"),
-        );
-    }
+    common::check_stress_ops(
+        &mut c,
+        "storms",
+        field(&res, "storm_ops").as_deref(),
+        &["affinity", "fork"],
+    );
     c.check(
         field(&res, "after_storms").as_deref() == Some("enabled")
             && field(&res, "after_storms_ops").as_deref() == Some("rebal"),

@@ -7,16 +7,7 @@
 
 mod common;
 
-use common::{field, read};
-
-/// "D dead, S stalled, +T ticks" (tests/vm/lib.sh's ticks_check) with
-/// every process alive and given CPU time.
-fn all_ran(ticks: Option<&str>) -> bool {
-    ticks
-        .and_then(|t| t.strip_prefix("0 dead, 0 stalled, +"))
-        .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok())
-        .is_some_and(|t| t > 0)
-}
+use common::{all_ran, field, read};
 
 /// The witness script's output: the hogs' run lengths (ms bucket -> count,
 /// summed over every second) and its counters.

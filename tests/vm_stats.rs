@@ -7,20 +7,7 @@
 
 mod common;
 
-use common::{field, read};
-
-/// "D dead, S stalled, +T ticks" from tests/vm/lib.sh's ticks_check: true
-/// when no process died or went without CPU and they got some CPU time.
-fn all_ran(ticks: Option<&str>) -> bool {
-    ticks.is_some_and(|t| {
-        t.starts_with("0 dead, 0 stalled, +")
-            && t.split('+')
-                .nth(1)
-                .and_then(|n| n.split_whitespace().next())
-                .and_then(|n| n.parse::<u64>().ok())
-                .is_some_and(|n| n > 0)
-    })
-}
+use common::{all_ran, field, read};
 
 /// Tables in `text` (each starts with "[scx_rebal") and, for each, how
 /// many domain rows follow it.

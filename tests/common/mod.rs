@@ -102,7 +102,12 @@ pub fn run_guest_script(
     args: &[&str],
 ) -> (PathBuf, Checks) {
     let dir = fresh_rwdir(name);
-    let script = repo_root().join("tests/vm").join(script);
+    // SCX_REBAL_TEST_SCRIPTS: another copy of tests/vm (one broken on
+    // purpose, to see a check fail).
+    let scripts = std::env::var_os("SCX_REBAL_TEST_SCRIPTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("tests/vm"));
+    let script = scripts.join(script);
     let (script, sched, rw) = (
         script.to_string_lossy().into_owned(),
         sched_binary().to_string_lossy().into_owned(),
@@ -171,6 +176,33 @@ pub fn check_dmesg(c: &mut Checks, dir: &Path) {
         {
             c.0.push(format!("dmesg: a scheduler was ejected: {line}"));
         }
+    }
+}
+
+/// "D dead, S stalled, +T ticks" (tests/vm/lib.sh's ticks_check): true
+/// when no process died or went without CPU time, and they got some.
+pub fn all_ran(ticks: Option<&str>) -> bool {
+    ticks
+        .and_then(|t| t.strip_prefix("0 dead, 0 stalled, +"))
+        .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok())
+        .is_some_and(|t| t > 0)
+}
+
+/// Fails `c` unless each of `stressors` did some work by stress-ng's own
+/// count, from a "NAME OPS NAME OPS ..." line (its --metrics-brief bogo
+/// ops, gathered by the guest script): evidence that it ran at all (from a
+/// read-only cwd it exits at once).
+pub fn check_stress_ops(c: &mut Checks, what: &str, line: Option<&str>, stressors: &[&str]) {
+    let words: Vec<&str> = line.unwrap_or_default().split_whitespace().collect();
+    for stressor in stressors {
+        let n = words
+            .iter()
+            .position(|w| w == stressor)
+            .and_then(|i| words.get(i + 1)?.parse::<u64>().ok());
+        c.check(
+            n.is_some_and(|n| n > 0),
+            format!("{what}: stress-ng {stressor} did {n:?} bogo ops"),
+        );
     }
 }
 
