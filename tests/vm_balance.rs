@@ -19,7 +19,8 @@
 //! - hogs change domains far less often than without balancing, where
 //!   idle CPUs keep stealing them from domain 0 (consecutive samples of a
 //!   hog's CPU, /proc/PID/stat, in different domains);
-//! - with balancing no CPU idles while hogs wait (/proc/stat);
+//! - with balancing no CPU idles while hogs wait: together they get nearly
+//!   all 8 CPUs (schedstat; /proc/stat's busy share is printed);
 //! - and, from scx_rebal's counters: cross-domain steals per second fall,
 //!   no hog is moved more than twice (no ping-pong between rounds).
 
@@ -33,9 +34,9 @@ use common::read;
 /// Least share of the second half each hog must have run (schedstat): 8
 /// hogs on 8 CPUs run nearly all the time; this only proves they ran.
 const MIN_HOG_RUN_SHARE: f64 = 0.5;
-/// Least busy share of each CPU over the second half with balancing
-/// (/proc/stat).
-const MIN_CPU_BUSY: f64 = 0.9;
+/// Least CPU time all 8 hogs together must get with balancing, in CPUs
+/// (of 8): what the daemon, the sampler and kworkers leave them.
+const MIN_HOGS_TOTAL: f64 = 7.0;
 /// Most CPU time a hog may get over another's with balancing. Two hogs per
 /// domain share it evenly, save for the daemon and kworkers beside some of
 /// them; a domain left with three gives them 2/3 of a CPU against 1.
@@ -128,8 +129,6 @@ fn moves(log: &str) -> Vec<(f64, u32, usize)> {
 
 /// What one phase measured.
 struct Phase {
-    /// Busy share of each CPU over the second half (guest /proc/stat).
-    cpu_busy: Vec<f64>,
     /// Per hog over the second half (guest /proc/PID/schedstat): share of
     /// the time it ran.
     run_share: BTreeMap<u32, f64>,
@@ -308,7 +307,6 @@ fn measure(dir: &Path, name: &str) -> Phase {
         round(&settled_load),
     );
     Phase {
-        cpu_busy,
         run_share,
         dom_changes,
         hogs_per_dom,
@@ -392,14 +390,15 @@ fn balancer_evens_out_domains_and_moves_take_effect() {
             ),
         );
     }
-    // With balancing, every CPU busy: no CPU idles while hogs wait in
-    // another domain. (Without, it varies: idle CPUs steal, but a domain's
-    // CPUs were seen 31% busy.)
+    // With balancing the hogs have the machine: no CPU idles while a hog
+    // waits in another domain. By the kernel's run time of the hogs, not
+    // by /proc/stat's busy ticks: under TCG those lose ticks unevenly (a
+    // CPU read 84% busy while each of its two hogs ran 99% of the time).
+    let total: f64 = on.run_share.values().sum();
     c.check(
-        on.cpu_busy.len() == 8 && on.cpu_busy.iter().all(|&b| b >= MIN_CPU_BUSY),
+        total >= MIN_HOGS_TOTAL,
         format!(
-            "with balancing, CPUs busy {:?} of the second half (want 8, each >= {MIN_CPU_BUSY})",
-            on.cpu_busy
+            "with balancing, the hogs ran {total:.2} CPUs' worth of 8 (want >= {MIN_HOGS_TOTAL})"
         ),
     );
     // Without balancing the hogs' load stays in domain 0 and nothing moves.

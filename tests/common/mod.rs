@@ -86,6 +86,7 @@ pub fn vm_run(shape: &str, rwdir: &Path, timeout_secs: u32, args: &[&str]) -> Vm
     let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
     output.push_str(&String::from_utf8_lossy(&out.stderr));
     let _ = fs::write(rwdir.join("vm-run.log"), &output);
+    let _ = fs::write(rwdir.join("vm-run.status"), format!("{:?}", out.status.code()));
     VmRun {
         status: out.status.code(),
         output,
@@ -101,6 +102,18 @@ pub fn run_guest_script(
     timeout_secs: u32,
     args: &[&str],
 ) -> (PathBuf, Checks) {
+    // SCX_REBAL_TEST_RECHECK=DIR: no boot, the checks run again on what an
+    // earlier run left in DIR (to try a check on real guest output).
+    if let Some(dir) = std::env::var_os("SCX_REBAL_TEST_RECHECK") {
+        let dir = PathBuf::from(dir);
+        let status = read(&dir.join("vm-run.status"));
+        let mut c = Checks::default();
+        c.check(
+            status.trim() == "Some(0)",
+            format!("the guest script exited with {}", status.trim()),
+        );
+        return (dir, c);
+    }
     let dir = fresh_rwdir(name);
     // SCX_REBAL_TEST_SCRIPTS: another copy of tests/vm (one broken on
     // purpose, to see a check fail).

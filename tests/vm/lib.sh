@@ -32,20 +32,24 @@ now_ms() { date +%s%3N; }
 
 log() { echo "[$(date +%T)] $*"; }
 
-# cpu_ticks PID: CPU time (utime + stime, clock ticks) the kernel charged to
-# PID; nothing (status 1) when PID is gone. The fields after the comm's ')'
-# start at field 3, so utime and stime (14 and 15) are the 12th and 13th.
-cpu_ticks() {
-    _s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    echo "${_s##*) }" | awk '{ print $12 + $13 }'
+# ticks_now PID...: "PID TICKS" for each PID still there: the CPU time
+# (utime + stime, clock ticks) the kernel charged to it. One awk for all of
+# them: under TCG with every CPU busy each fork costs seconds. The fields
+# after the comm's ") " start at field 3, so utime and stime (14 and 15)
+# are the 12th and 13th.
+ticks_now() {
+    _files=""
+    for _p in "$@"; do [ -r "/proc/$_p/stat" ] && _files="$_files /proc/$_p/stat"; done
+    [ -n "$_files" ] || return 0
+    # shellcheck disable=SC2086 # one file per argument
+    awk '{ split(FILENAME, f, "/"); sub(/^.*\) /, ""); print f[3], $12 + $13 }' $_files 2>/dev/null
 }
 
 # ticks_mark FILE PID...: notes each PID's CPU time in FILE, for ticks_check.
 ticks_mark() {
     _f=$1
     shift
-    : >"$_f"
-    for _p in "$@"; do echo "$_p $(cpu_ticks "$_p" || echo gone)" >>"$_f"; done
+    ticks_now "$@" >"$_f"
 }
 
 # ticks_check FILE PID...: prints "D dead, S stalled, +T ticks": how many of
@@ -55,19 +59,19 @@ ticks_mark() {
 ticks_check() {
     _f=$1
     shift
-    _dead=0 _stalled=0 _sum=0
-    for _p in "$@"; do
-        _was=$(awk -v p="$_p" '$1 == p { print $2 }' "$_f")
-        if ! _now=$(cpu_ticks "$_p"); then
-            _dead=$((_dead + 1))
-        elif [ "$_was" = gone ] || [ -z "$_was" ] || [ "$_now" -le "$_was" ]; then
-            _stalled=$((_stalled + 1))
-        else
-            _sum=$((_sum + _now - _was))
-        fi
-    done
-    ticks_mark "$_f" "$@"
-    echo "$_dead dead, $_stalled stalled, +$_sum ticks"
+    ticks_now "$@" >"$_f.now"
+    echo "$@" | tr ' ' '\n' | awk -v old="$_f" -v new="$_f.now" '
+        BEGIN {
+            while ((getline l < old) > 0) { split(l, a, " "); o[a[1]] = a[2] }
+            while ((getline l < new) > 0) { split(l, a, " "); n[a[1]] = a[2] }
+        }
+        NF {
+            if (!($1 in n)) dead++
+            else if (!($1 in o) || n[$1] <= o[$1]) stalled++
+            else sum += n[$1] - o[$1]
+        }
+        END { printf "%d dead, %d stalled, +%d ticks\n", dead, stalled, sum }'
+    mv "$_f.now" "$_f"
 }
 
 # busy_ticks: busy jiffies of all CPUs (user + nice + system + irq + softirq
