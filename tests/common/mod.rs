@@ -86,7 +86,10 @@ pub fn vm_run(shape: &str, rwdir: &Path, timeout_secs: u32, args: &[&str]) -> Vm
     let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
     output.push_str(&String::from_utf8_lossy(&out.stderr));
     let _ = fs::write(rwdir.join("vm-run.log"), &output);
-    let _ = fs::write(rwdir.join("vm-run.status"), format!("{:?}", out.status.code()));
+    let _ = fs::write(
+        rwdir.join("vm-run.status"),
+        format!("{:?}", out.status.code()),
+    );
     VmRun {
         status: out.status.code(),
         output,
