@@ -192,12 +192,16 @@ mod tests {
             (s.state.as_str(), s.in_transit.clone()),
             ("disabling", vec![2])
         );
+        // The old instance is gone, but the CPU is still on its way.
+        put(&root, "sys/kernel/sched_ext/state", "disabled\n");
+        let s = wait_settled(&sys, POLL, Duration::from_millis(30));
+        assert!(!s.settled, "{s:?}");
+        assert_eq!(s.in_transit, vec![2]);
         // The operation ends while we wait.
         let r = root.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             cpu(&r, 2, 239, 239);
-            put(&r, "sys/kernel/sched_ext/state", "disabled\n");
         });
         let s = wait_settled(&sys, POLL, Duration::from_secs(10));
         t.join().unwrap();
