@@ -41,9 +41,17 @@ settled() {
 # exists but never runs is as lost as a dead one).
 # shellcheck disable=SC2086 # one pid per argument
 hogs_ran() { echo "$1: $(ticks_check "$out/hog.ticks" $hogs)" >>"$res"; }
-# domains_now LABEL: once the daemon has written a stats line after its
-# last restart, records the CPUs of its domains as it uses them.
+# domains_now LABEL: once the daemon has gone 3 s without a restart (one
+# hotplug step is several CPU operations, each of which may eject it) and
+# then written a stats line, records the CPUs of its domains as it uses them.
 domains_now() {
+    _end=$(($(date +%s) + 60))
+    _r=$(restarts)
+    while [ "$(date +%s)" -lt "$_end" ]; do
+        sleep 3
+        [ "$(restarts)" = "$_r" ] && [ "$(scx_state)" = enabled ] && break
+        _r=$(restarts)
+    done
     _n=$(wc -l <"$out/stats.jsonl")
     _end=$(($(date +%s) + 30))
     while [ "$(wc -l <"$out/stats.jsonl")" -le "$_n" ] && [ "$(date +%s)" -lt "$_end" ]; do
