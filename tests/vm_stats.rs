@@ -82,16 +82,34 @@ fn stats_socket_monitor_json_and_exit_status() {
         format!("--stats printed {} tables, domain rows {tt:?}", tt.len()),
     );
 
-    // --stats-json: one object a second (fewer when the guest is starved:
-    // 16 seen in 20 s) with the documented fields; under
-    // 16 hogs on 8 CPUs tasks wait in every domain at some point.
+    // --stats-json: one object per balancing round and one for the whole
+    // run, with the documented fields; under 16 hogs on 8 CPUs tasks wait
+    // in every domain at some point. How many rounds fit in 20 s depends on
+    // how often a starved guest lets the daemon run (16 to 20 seen), so the
+    // check is that no round's line is missing and that the lines cover
+    // the run, not a count of lines.
     let lines: Vec<serde_json::Value> = read(&dir.join("stats.jsonl"))
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
+    let passes: Vec<u64> = lines.iter().filter_map(|l| l["passes"].as_u64()).collect();
+    let n = lines.len() as u64;
     c.check(
-        lines.len() >= 10,
-        format!("{} JSON lines for a 20 s run at 1 s", lines.len()),
+        n >= 2
+            && passes.len() as u64 == n
+            && passes[..passes.len() - 1]
+                .iter()
+                .enumerate()
+                .all(|(i, &p)| p == i as u64 + 1)
+            && passes.last() == passes.get(passes.len() - 2),
+        format!(
+            "{n} JSON lines, passes {passes:?}: want one line per round (1, 2, ...) and a last one"
+        ),
+    );
+    let last_t = lines.last().and_then(|l| l["t"].as_f64()).unwrap_or(0.0);
+    c.check(
+        last_t >= 19.5,
+        format!("the last JSON line is at t = {last_t} s of a 20 s run"),
     );
     for key in [
         "t",
