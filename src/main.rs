@@ -502,7 +502,14 @@ impl Daemon<'_> {
                         );
                     }
                 }
-                balance_round(&mut sched, &reports, opts, &mut book, &mut demand, &mut bal)?;
+                // A round that fails (a snapshot the balancer refuses, a
+                // move the map will not take) leaves tasks where they are;
+                // it is no reason to stop scheduling.
+                if let Err(e) =
+                    balance_round(&mut sched, &reports, opts, &mut book, &mut demand, &mut bal)
+                {
+                    warn!("balancing round skipped: {e:#}");
+                }
                 let s = self.stats(&sched, &reports, &bal, tuning.as_ref());
                 self.write_json(&s);
                 prev = cur;
