@@ -27,25 +27,28 @@ hogs() { # hogs N: starts N CPU hogs, prints their pids
 PREEMPT_LOOPS=200
 echo "preempt_loops: $PREEMPT_LOOPS" >"$out/modes.txt"
 # What the kernel did, seen from its sched_switch tracepoint (not from
-# scx_rebal's counters): each hog's run, from being switched in to being
-# switched out, in a histogram per second (ms): under load a hog runs until
-# its slice ends, so this is the slice the kernel used; and each switch
-# from a hog to the pinned cyclictest thread, split by how long the hog had
-# run: under 3 ms (its slice cut short: a wakeup preemption, cyclictest
-# wakes every 2 ms) or longer (it waited for the slice to end).
+# scx_rebal's counters), by the CPU time each hog ran in each stint (the
+# growth of its se.sum_exec_runtime between two of its switch-outs): the
+# kernel takes exactly that time off the task's slice (update_curr_scx), so
+# a stint that ended on the slice is as long as the slice (to the next 1 ms
+# tick), and one cut short by a waking task is shorter. @run_ms: stints that
+# ended with another task than the pinned cyclictest thread taking the CPU,
+# per second; @to_cyclictest_ms: stints that ended with it taking the CPU.
 cat >/tmp/witness.bt <<'EOF'
 tracepoint:sched:sched_switch
 {
-    $ran = (uint64)0;
-    if (args->prev_comm == "hog" && @in[args->prev_pid] != 0) {
-        $ran = nsecs - @in[args->prev_pid];
-        @run_ms = lhist($ran / 1000000, 0, 40, 1);
+    if (args->prev_comm == "hog") {
+        $exec = curtask->se.sum_exec_runtime;
+        $last = @exec[args->prev_pid];
+        @exec[args->prev_pid] = $exec;
+        if ($last != 0) {
+            if (args->next_comm == "cyclictest") {
+                @to_cyclictest_ms = lhist(($exec - $last) / 1000000, 0, 40, 1);
+            } else {
+                @run_ms = lhist(($exec - $last) / 1000000, 0, 40, 1);
+            }
+        }
     }
-    if (args->next_comm == "cyclictest" && args->prev_comm == "hog" && $ran > 0) {
-        if ($ran < 3000000) { @cut_short = count(); } else { @waited_slice = count(); }
-    }
-    delete(@in[args->prev_pid]);
-    @in[args->next_pid] = nsecs;
 }
 interval:s:1
 {
@@ -55,7 +58,7 @@ interval:s:1
 }
 END
 {
-    clear(@in);
+    clear(@exec);
 }
 EOF
 bpftrace /tmp/witness.bt >"$out/witness.txt" 2>&1 &
