@@ -1,9 +1,9 @@
 //! VM test of the latency knobs (issue 4): the tuner's slice follows load
-//! (short while tasks wait, back to the longest once they are gone) and is
-//! the slice the kernel gives, a pinned periodic thread preempts CPU hogs
-//! when it wakes, `--fifo` schedules, and `--partial` leaves every task
-//! alone but those that chose SCHED_EXT. Guest side: tests/vm/modes.sh; the
-//! kernel's side of it from a bpftrace script on sched_switch there.
+//! (short while tasks wait, back to the longest once they are gone), a
+//! pinned periodic thread preempts CPU hogs when it wakes, `--fifo`
+//! schedules, and `--partial` leaves every task alone but those that chose
+//! SCHED_EXT. Guest side: tests/vm/modes.sh, which also records the
+//! kernel's side (sched_switch, bpftrace): printed, not judged (see below).
 
 mod common;
 
@@ -120,12 +120,13 @@ fn tuner_fifo_and_partial() {
         all_ran(field(&modes, "tuner_hogs").as_deref()),
         format!("tuner phase: hogs {:?}", field(&modes, "tuner_hogs")),
     );
-    // The kernel gave that slice: under 16 hogs on 8 CPUs a hog runs until
-    // its slice ends, and the kernel takes the CPU time it ran off the
-    // slice, so the hogs' stints (by CPU time, sched_switch) cluster at the
-    // slice in force, rounded up to the 1 ms tick. scx_rebal starts at 5 ms
-    // and reported ~9 ms under load: a slice written but not applied would
-    // show up at 5 ms.
+    // What the kernel did, from sched_switch (tests/vm/modes.sh): the hogs'
+    // stints by CPU time. Reported, not judged: in this 8-vCPU TCG guest
+    // they come in two heaps, ~6.5 ms and ~15 ms, for a slice of ~8.9 ms
+    // (benches/vm/results/2026-11-30-trust): the kernel charges a stint the
+    // time that passed while QEMU ran the other vCPUs, so a slice ends on
+    // the tick after one or two of QEMU's rounds, and a 5 ms slice would
+    // look the same. The slice check above is the daemon's own figure.
     let w = witness(&read(&dir.join("witness.txt")));
     let low_slices: Vec<u64> = low
         .zip(back)
@@ -137,46 +138,28 @@ fn tuner_fifo_and_partial() {
         v.get(v.len() / 2).map(|us| *us as f64 / 1000.0)
     };
     let ran_ms = mode(&w.runs).map(|b| b as f64 + 0.5);
-    c.check(
-        match (reported_ms, ran_ms) {
-            (Some(r), Some(k)) => (k - r).abs() <= 1.5,
-            _ => false,
-        },
-        format!(
-            "the hogs' most frequent stint (kernel, CPU time) {ran_ms:?} ms vs the slice \
-             scx_rebal reported under load {reported_ms:?} ms (stints per ms: {:?})",
-            w.runs
-        ),
-    );
-    // Wakeup preemption: each wakeup of the pinned periodic thread (every
-    // 2 ms) finds a hog on its CPU, due far later, and should preempt it.
-    // The kernel's witness: of the hogs' stints that ended with that thread
-    // taking the CPU, those shorter than 80% of the slice were cut short;
-    // they must be at least half the thread's wakeups. (scx_rebal's own
-    // preempt counter also counts other wakers, ~37/s under hogs alone:
-    // reported, not judged.)
+    // Wakeup preemption: each wakeup of the pinned periodic thread finds a
+    // hog on its CPU, due far later, and should preempt it; scx_rebal's
+    // preempt counter must grow by at least half its wakeups. It also
+    // counts other wakers' (the daemon's threads, kworkers: ~37/s under
+    // hogs alone), so this shows that preemption happens under hogs, not
+    // that the pinned thread's wakeups preempted: the kernel's side (the
+    // hogs' stints that ended with the thread taking the CPU, by CPU time)
+    // is printed, but for the reason above it cannot tell a stint cut
+    // short from one that ended on its slice in this guest.
     let num = |k: &str| field(&modes, k).and_then(|v| v.parse::<u64>().ok());
     let loops = num("preempt_loops").unwrap_or(0);
     let preempts = num("preempt_after")
         .zip(num("preempt_before"))
         .map(|(a, b)| a.saturating_sub(b));
-    let short_ms = reported_ms.unwrap_or(0.0) * 0.8;
-    let (cut, waited): (Vec<_>, Vec<_>) = w
-        .to_cyclictest
-        .iter()
-        .partition(|(b, _)| (*b + 1) as f64 <= short_ms);
-    let count = |v: &[&(u64, u64)]| v.iter().map(|(_, n)| n).sum::<u64>();
-    let (cut, waited) = (count(&cut), count(&waited));
     c.check(
         field(&modes, "cyclictest_rc").as_deref() == Some("0"),
         "preemption: cyclictest failed (see cyclictest.hist)",
     );
     c.check(
-        cut * 2 >= loops,
+        preempts.is_some_and(|n| n * 2 >= loops),
         format!(
-            "preemption: the pinned thread cut a hog's slice short {cut} times (and took the \
-             CPU at a slice's end {waited} times) for {loops} wakeups: {:?}",
-            w.to_cyclictest
+            "preemption: {preempts:?} preemptions for {loops} wakeups of a pinned thread under hogs"
         ),
     );
     // The thread's own record: every loop measured, none off the histogram.
@@ -251,10 +234,11 @@ fn tuner_fifo_and_partial() {
     );
     eprintln!(
         "slices {slices:?}\nhog stints per ms of CPU time (kernel) {:?}, most at {ran_ms:?} ms \
-         vs reported {reported_ms:?} ms\npreemption: {cut} cut short, {waited} at a slice's end, \
-         scx_rebal's counter +{preempts:?}; cyclictest avg {:?} us, max {:?} us\npartial: plain \
-         {plain} events, ext {ext} events",
+         vs reported {reported_ms:?} ms\nstints ended by the pinned thread, per ms {:?}; \
+         scx_rebal's preempt counter +{preempts:?}; cyclictest avg {:?} us, max {:?} us\npartial: \
+         plain {plain} events, ext {ext} events",
         w.runs,
+        w.to_cyclictest,
         hist_field(&hist, "Avg Latencies"),
         hist_field(&hist, "Max Latencies"),
     );
