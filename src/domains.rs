@@ -891,28 +891,90 @@ mod tests {
         );
     }
 
+    /// The cut `cut_runs` must return, found by trying every way to cut
+    /// `w` into consecutive runs: the fewest runs of at most `max` CPUs,
+    /// then the fewest L2-parting cuts, the smallest largest run, the
+    /// largest smallest run, and then longer runs first.
+    fn best_cut_by_search(w: &[usize], parts_l2: &[bool], max: usize) -> Vec<usize> {
+        type Key = (usize, u32, usize, std::cmp::Reverse<usize>);
+        let n = w.len();
+        let mut best: Option<(Key, Vec<usize>)> = None;
+        // Bit i of `cuts` set: a cut before core i + 1.
+        for cuts in 0u32..1 << (n - 1) {
+            let mut runs = Vec::new();
+            let (mut start, mut l2) = (0, 0u32);
+            for (e, &parts) in parts_l2.iter().enumerate().take(n + 1).skip(1) {
+                if e == n || cuts & (1 << (e - 1)) != 0 {
+                    runs.push(e - start);
+                    if e < n && parts {
+                        l2 += 1;
+                    }
+                    start = e;
+                }
+            }
+            let mut at = 0;
+            let cpus: Vec<usize> = runs
+                .iter()
+                .map(|len| {
+                    at += len;
+                    w[at - len..at].iter().sum()
+                })
+                .collect();
+            if cpus.iter().any(|&c| c > max) {
+                continue;
+            }
+            let (hi, lo) = (cpus.iter().max().unwrap(), cpus.iter().min().unwrap());
+            let key = (runs.len(), l2, *hi, std::cmp::Reverse(*lo));
+            let better = match &best {
+                None => true,
+                // Equal keys: the longer runs first (lexicographically larger).
+                Some((k, r)) => key < *k || (key == *k && runs > *r),
+            };
+            if better {
+                best = Some((key, runs));
+            }
+        }
+        best.expect("every core fits max, so some cut exists").1
+    }
+
     #[test]
-    fn cut_runs_covers_every_core_once() {
-        // Every N on assorted weight sequences: runs sum to the cores, fit
-        // N, and are the fewest possible.
-        let seqs: [&[usize]; 4] = [
-            &[1; 9],
+    fn cut_runs_is_the_best_cut_an_exhaustive_search_finds() {
+        // Fixed cases, then pseudo-random weights (1-4 threads per core)
+        // and L2 sharing, up to 10 cores; every N from the largest core to
+        // beyond the total.
+        let mut cases: Vec<(Vec<usize>, Vec<bool>)> = [
+            &[1usize; 9][..],
             &[2, 2, 1, 1, 1, 2, 2],
             &[4, 4, 4],
             &[1, 2, 1, 2, 1],
-        ];
-        for w in seqs {
+        ]
+        .iter()
+        .map(|w| (w.to_vec(), vec![false; w.len() + 1]))
+        .collect();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % m) as usize
+        };
+        for _ in 0..300 {
+            let n = 1 + next(10);
+            let w: Vec<usize> = (0..n).map(|_| 1 + next(4)).collect();
+            let mut l2 = vec![false; n + 1];
+            for cut in l2.iter_mut().take(n).skip(1) {
+                *cut = next(2) == 1;
+            }
+            cases.push((w, l2));
+        }
+        for (w, l2) in &cases {
             let total: usize = w.iter().sum();
-            for n in *w.iter().max().unwrap()..=total + 1 {
-                let runs = cut_runs(w, &vec![false; w.len() + 1], n);
-                assert_eq!(runs.iter().sum::<usize>(), w.len(), "{w:?} N {n}");
-                let mut start = 0;
-                for len in &runs {
-                    assert!(*len > 0);
-                    assert!(w[start..start + len].iter().sum::<usize>() <= n);
-                    start += len;
-                }
-                assert!(runs.len() >= total.div_ceil(n));
+            for max in *w.iter().max().unwrap()..=total + 1 {
+                assert_eq!(
+                    cut_runs(w, l2, max),
+                    best_cut_by_search(w, l2, max),
+                    "weights {w:?}, L2-parting cuts {l2:?}, N {max}"
+                );
             }
         }
     }

@@ -21,9 +21,13 @@ pub mod bpf_skel {
 
 pub mod arith;
 pub mod balancer;
+pub mod demand;
 pub mod domains;
+pub mod hotplug;
 pub mod load;
 pub mod monitor;
+pub mod moves;
+pub mod output;
 pub mod sched;
 pub mod stats;
 pub mod topology;

@@ -99,14 +99,38 @@ pub struct Loads {
     pub task_loads: Vec<f64>,
 }
 
-pub fn compute_loads(doms: &[DomReport], tasks: &[TaskSample], nr_cpus: usize) -> Loads {
-    let demand: f64 = doms.iter().map(|d| d.dcycle).sum();
-    let weighted = demand >= nr_cpus as f64 * 0.95;
+/// Loads of the domains and of the candidate `tasks`. `demand` caps a
+/// task's duty cycle by what the kernel says it would use without waiting
+/// (see demand.rs); what the cap takes off a task is taken off its domain
+/// too, as the domains' figures count the same waiting.
+pub fn compute_loads(
+    doms: &[DomReport],
+    tasks: &[TaskSample],
+    nr_cpus: usize,
+    demand: &HashMap<i32, f64>,
+) -> Loads {
+    let own = |t: &TaskSample| demand.get(&t.pid).map_or(t.dcycle, |d| t.dcycle.min(*d));
+    let mut crowding = vec![0.0; doms.len()];
+    for t in tasks {
+        if let Some(c) = crowding.get_mut(t.dom) {
+            *c += t.dcycle - own(t);
+        }
+    }
+    let runnable: f64 = doms
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.dcycle - crowding[i]).max(0.0))
+        .sum();
+    let weighted = runnable >= nr_cpus as f64 * 0.95;
     if !weighted {
         return Loads {
             weighted,
-            dom_loads: doms.iter().map(|d| d.dcycle).collect(),
-            task_loads: tasks.iter().map(|t| t.dcycle).collect(),
+            dom_loads: doms
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.dcycle - crowding[i]).max(0.0))
+                .collect(),
+            task_loads: tasks.iter().map(own).collect(),
         };
     }
 
@@ -116,22 +140,24 @@ pub fn compute_loads(doms: &[DomReport], tasks: &[TaskSample], nr_cpus: usize) -
         agg.init_domain(d.id);
     }
     for t in tasks {
-        let _ = agg.record_dom_load(t.dom, t.weight as usize, t.dcycle);
+        let _ = agg.record_dom_load(t.dom, t.weight as usize, own(t));
     }
     let max_w = agg.calculate().effective_max_weight();
     let cap = |w: f64| if max_w > 0.0 { w.min(max_w) } else { w };
 
     // Domain loads come from the BPF integrals (every task counts, not just
-    // the sampled ones); remove what the capped weights take off.
+    // the sampled ones); remove what the capped weights and the demand caps
+    // take off.
     let mut excess = vec![0.0; doms.len()];
     let task_loads = tasks
         .iter()
         .map(|t| {
             let w = t.weight as f64;
+            let load = cap(w) * own(t) / WEIGHT_NICE0;
             if let Some(e) = excess.get_mut(t.dom) {
-                *e += (w - cap(w)) * t.dcycle / WEIGHT_NICE0;
+                *e += w * t.dcycle / WEIGHT_NICE0 - load;
             }
-            cap(w) * t.dcycle / WEIGHT_NICE0
+            load
         })
         .collect();
     let dom_loads = doms
@@ -240,10 +266,41 @@ mod tests {
             dcycle: 0.1,
             dom_mask: [3; DOMMASK_WORDS],
         }];
-        let l = compute_loads(&doms, &tasks, 4);
+        let l = compute_loads(&doms, &tasks, 4, &HashMap::new());
         assert!(!l.weighted);
         assert_eq!(l.dom_loads, vec![0.1, 0.1]);
         assert_eq!(l.task_loads, vec![0.1]);
+    }
+
+    #[test]
+    fn waiting_is_not_counted_as_a_tasks_load() {
+        // Domain 0: 3 hogs and a kworker whose runnable share (0.17) is
+        // mostly waiting behind them; it runs 1% of the time.
+        let doms = [report(0, 3.17, 3.17), report(1, 2.0, 2.0)];
+        let t = |pid, dom, dcycle| TaskSample {
+            pid,
+            dom,
+            weight: 100,
+            dcycle,
+            dom_mask: [3; DOMMASK_WORDS],
+        };
+        let tasks = [
+            t(1, 0, 1.0),
+            t(2, 0, 1.0),
+            t(3, 0, 1.0),
+            t(4, 0, 0.17),
+            t(5, 1, 1.0),
+        ];
+        let demand: HashMap<i32, f64> = [(1, 1.0), (4, 0.01)].into_iter().collect();
+        let l = compute_loads(&doms, &tasks, 4, &demand);
+        assert!(l.weighted);
+        assert!((l.task_loads[3] - 0.01).abs() < 1e-9, "{l:?}");
+        assert!((l.task_loads[0] - 1.0).abs() < 1e-9, "{l:?}");
+        assert!((l.dom_loads[0] - 3.01).abs() < 1e-9, "{l:?}");
+        assert!((l.dom_loads[1] - 2.0).abs() < 1e-9, "{l:?}");
+        // Without the kernel's figures, nothing changes.
+        let l = compute_loads(&doms, &tasks, 4, &HashMap::new());
+        assert!((l.dom_loads[0] - 3.17).abs() < 1e-9, "{l:?}");
     }
 
     #[test]
@@ -265,7 +322,7 @@ mod tests {
                 dom_mask: [3; DOMMASK_WORDS],
             },
         ];
-        let l = compute_loads(&doms, &tasks, 4);
+        let l = compute_loads(&doms, &tasks, 4, &HashMap::new());
         assert!(l.weighted);
         assert!(l.task_loads[0] > l.task_loads[1]);
         assert!(l.dom_loads[0] > l.dom_loads[1]);

@@ -7,9 +7,7 @@
 //! the kernel ejects us, and start again with a fresh topology when the
 //! kernel asks for a restart (CPU hotplug).
 
-use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::mem::MaybeUninit;
 use std::path::Path;
 use std::path::PathBuf;
@@ -20,13 +18,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use log::{info, warn};
+use log::{debug, info, warn};
 
 use scx_rebal::balancer::{self, BalancerConfig, Reason};
 use scx_rebal::bpf_intf;
+use scx_rebal::demand::DemandTracker;
 use scx_rebal::domains::{DomainOpts, Domains};
+use scx_rebal::hotplug;
 use scx_rebal::load;
 use scx_rebal::monitor;
+use scx_rebal::moves::MoveBook;
+use scx_rebal::output::Output;
 use scx_rebal::sched::{self, LoadConfig, Scheduler};
 use scx_rebal::stats::{self, BalancerTotals, SchedStats};
 use scx_rebal::topology::Topology;
@@ -35,11 +37,9 @@ use scx_rebal::tuner::{Tuner, TunerConfig, Tuning};
 /// Loads tried in a row after a restart request before giving up.
 const RESTART_RETRIES: u32 = 5;
 
-/// Pause after a restart request before loading again (see run()).
-const RESTART_SETTLE: Duration = Duration::from_secs(1);
-
-/// Rounds a moved task is left where it was put (see balance_round).
-const MOVE_COOLDOWN_ROUNDS: u64 = 3;
+/// Longest wait, after a restart request, for the hotplug operation that
+/// asked for it to end (see hotplug.rs); then it loads anyway.
+const RESTART_WAIT: Duration = Duration::from_secs(60);
 
 /// scx_rebal: a sched_ext scheduler that keeps each task on one last-level
 /// cache (a "domain") and balances load between domains and NUMA nodes.
@@ -316,6 +316,25 @@ fn build_domains(opts: &Opts) -> Result<Domains> {
     }
 }
 
+/// The domains to load, and sched_ext's hotplug sequence number read just
+/// before the topology: a CPU that comes or goes after it makes the kernel
+/// refuse the load rather than schedule a stale topology (see hotplug.rs).
+struct Topo {
+    domains: Domains,
+    hotplug_seq: Option<u64>,
+}
+
+fn read_topology(opts: &Opts) -> Result<Topo> {
+    let hotplug_seq = hotplug::Sysfs::default().hotplug_seq().ok();
+    let t0 = Instant::now();
+    let domains = build_domains(opts)?;
+    debug!("topology read in {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(Topo {
+        domains,
+        hotplug_seq,
+    })
+}
+
 fn init_logging(verbose: u8) {
     let level = match verbose {
         0 | 1 => simplelog::LevelFilter::Info,
@@ -336,40 +355,6 @@ fn init_logging(verbose: u8) {
     let _ = simplelog::WriteLogger::init(level, cfg, std::io::stderr());
 }
 
-enum Sink {
-    Stdout,
-    File(BufWriter<File>),
-}
-
-impl Sink {
-    fn open(path: &str) -> Result<Sink> {
-        if path == "-" {
-            return Ok(Sink::Stdout);
-        }
-        let f = File::options()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("opening --stats-json file {path}"))?;
-        Ok(Sink::File(BufWriter::new(f)))
-    }
-
-    fn line(&mut self, s: &str) -> Result<()> {
-        match self {
-            Sink::Stdout => {
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{s}")?;
-                out.flush()?;
-            }
-            Sink::File(f) => {
-                writeln!(f, "{s}")?;
-                f.flush()?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Why one run of the scheduler ended.
 enum Ended {
     /// Stopped by signal or --run-for; the scheduler ran throughout.
@@ -386,7 +371,9 @@ struct Daemon<'a> {
     /// First attach; --run-for and the stats' `t` count from here.
     first_attach: Option<Instant>,
     deadline: Option<Instant>,
-    sink: Option<Sink>,
+    /// --stats-json and the --stats table (see output.rs).
+    json: Option<Output>,
+    table: Option<Output>,
     /// What the stats socket serves, refreshed every tuner tick.
     shared: Arc<Mutex<SchedStats>>,
     /// --stats: the last table's figures and when the next is due.
@@ -397,7 +384,7 @@ struct Daemon<'a> {
     /// Domains for the next load, read once before anything was loaded (a
     /// topology that cannot be read is refused up front); after a restart
     /// the topology is read afresh.
-    domains: Option<Domains>,
+    domains: Option<Topo>,
 }
 
 /// Totals over the whole life of the daemon, for the last line.
@@ -437,7 +424,9 @@ impl Daemon<'_> {
         if let Some(every) = self.opts.stats {
             let now = Instant::now();
             if self.next_print.is_none_or(|n| now >= n) {
-                print!("{}", monitor::format_table(self.printed.as_ref(), &s));
+                if let Some(out) = self.table.as_mut() {
+                    out.write(&monitor::format_table(self.printed.as_ref(), &s));
+                }
                 self.printed = Some(s.clone());
                 self.next_print = Some(now + Duration::from_secs_f64(every));
             }
@@ -447,19 +436,24 @@ impl Daemon<'_> {
         }
     }
 
-    fn write_json(&mut self, s: &SchedStats) -> Result<()> {
-        if let Some(sink) = self.sink.as_mut() {
-            sink.line(&serde_json::to_string(s)?)?;
+    fn write_json(&mut self, s: &SchedStats) {
+        if let Some(out) = self.json.as_mut() {
+            match serde_json::to_string(s) {
+                Ok(line) => out.line(&line),
+                Err(e) => warn!("cannot encode the stats as JSON: {e}"),
+            }
         }
-        Ok(())
     }
 
     /// Load, attach and schedule until stopped or ejected.
     fn run_once(&mut self) -> Result<Ended> {
         let opts = self.opts;
-        let domains = match self.domains.take() {
-            Some(d) => d,
-            None => build_domains(opts)?,
+        let Topo {
+            domains,
+            hotplug_seq,
+        } = match self.domains.take() {
+            Some(t) => t,
+            None => read_topology(opts)?,
         };
         for d in &domains.domains {
             let kind = d.kind.map(|k| format!(" kind {}", k.name()));
@@ -489,11 +483,16 @@ impl Daemon<'_> {
             sync_wakeups: opts.sync_wakeups,
             xnode_steal_min: opts.xnode_steal_min,
             partial: opts.partial,
+            hotplug_seq,
             verbose: opts.verbose,
         };
         let mut open_object = MaybeUninit::uninit();
         let mut sched = Scheduler::init(&cfg, domains, &mut open_object)?;
-        let mut moved_at: HashMap<i32, u64> = HashMap::new();
+        let mut book = MoveBook::new(
+            (opts.interval * 1e9) as u64,
+            (opts.load_half_life * 1e9) as u64,
+        );
+        let mut demand = DemandTracker::default();
         let mut bal = BalancerTotals::default();
 
         let started = Instant::now();
@@ -548,9 +547,16 @@ impl Daemon<'_> {
                         );
                     }
                 }
-                balance_round(&mut sched, &reports, opts, &mut moved_at, &mut bal)?;
+                // A round that fails (a snapshot the balancer refuses, a
+                // move the map will not take) leaves tasks where they are;
+                // it is no reason to stop scheduling.
+                if let Err(e) =
+                    balance_round(&mut sched, &reports, opts, &mut book, &mut demand, &mut bal)
+                {
+                    warn!("balancing round skipped: {e:#}");
+                }
                 let s = self.stats(&sched, &reports, &bal, tuning.as_ref());
-                self.write_json(&s)?;
+                self.write_json(&s);
                 prev = cur;
                 next_tick += interval;
                 if next_tick < now {
@@ -571,7 +577,7 @@ impl Daemon<'_> {
         let last = sched.sample()?;
         let reports = stats::domain_reports(&sched.domains, &first, &last);
         let s = self.stats(&sched, &reports, &bal, tuning.as_ref());
-        self.write_json(&s)?;
+        self.write_json(&s);
         let sum = &mut self.summary;
         sum.secs += started.elapsed().as_secs_f64();
         sum.passes += bal.passes;
@@ -593,11 +599,17 @@ impl Daemon<'_> {
     /// The one-line summary printed last, for people and harnesses.
     fn summary_line(&self, how: &str) -> String {
         let s = &self.summary;
-        format!(
+        let mut line = format!(
             "scx_rebal: {how} after {:.1} s of scheduling; {} restart(s), {} balancer passes, \
              {} moves planned, {} took effect, {} tasks dispatched, {} steals",
             s.secs, self.restarts, s.passes, s.planned, s.applied, s.dispatched, s.steals
-        )
+        );
+        for out in [&self.json, &self.table].into_iter().flatten() {
+            if let Some(why) = out.lost() {
+                line.push_str(&format!("; stats output LOST ({why})"));
+            }
+        }
+        line
     }
 }
 
@@ -606,20 +618,21 @@ fn balance_round(
     sched: &mut Scheduler,
     reports: &[stats::DomReport],
     opts: &Opts,
-    moved_at: &mut HashMap<i32, u64>,
+    book: &mut MoveBook,
+    demand: &mut DemandTracker,
     totals: &mut BalancerTotals,
 ) -> Result<()> {
-    // A task moved in the last few rounds stays put: its figures may still
-    // describe the old domain, and a second move so soon would only be the
-    // answer to noise. This, not the balancer alone, is what keeps a task
-    // from going back and forth between rounds.
-    moved_at.retain(|_, r| totals.passes.saturating_sub(*r) < MOVE_COOLDOWN_ROUNDS);
-    let hold: HashSet<i32> = moved_at.keys().copied().collect();
+    // Last round's moves that BPF has not carried out are taken back; the
+    // book then says which tasks must stay put (see moves.rs).
+    let unapplied = sched.take_unapplied_moves();
+    let now = sched::monotonic_ns();
+    book.settle(&unapplied, now);
+    let hold = book.held(now);
     let half_life_ns = (opts.load_half_life * 1e9) as u64;
-    // A task not seen for three half-lives has decayed to 1/8: not worth it.
-    let tasks = sched.candidates(half_life_ns, half_life_ns.saturating_mul(3));
+    let tasks = sched.candidates(half_life_ns, book.cand_max_age_ns());
     let nr_cpus: usize = sched.domains.domains.iter().map(|d| d.cpus.len()).sum();
-    let loads = load::compute_loads(reports, &tasks, nr_cpus);
+    let demand = demand.update(tasks.iter().map(|t| t.pid), now);
+    let loads = load::compute_loads(reports, &tasks, nr_cpus, &demand);
     let snap = load::snapshot(&sched.domains, &loads, &tasks, &hold);
 
     let t0 = Instant::now();
@@ -662,8 +675,8 @@ fn balance_round(
     }
     if !opts.no_load_balance {
         let moves: Vec<(i32, usize)> = plan.moves.iter().map(|m| (m.pid, m.to_dom)).collect();
-        moved_at.extend(moves.iter().map(|(p, _)| (*p, totals.passes)));
         sched.write_moves(&moves)?;
+        book.planned(moves.iter().map(|(p, _)| *p), sched::monotonic_ns());
     }
     Ok(())
 }
@@ -709,8 +722,13 @@ fn run(opts: &Opts) -> Result<Outcome> {
     // The options first (a bad one is reported wherever it is run), then
     // the machine: root, sched_ext, nobody else attached.
     check_opts(opts)?;
-    let domains = build_domains(opts)?;
-    let sink = opts.stats_json.as_deref().map(Sink::open).transpose()?;
+    let topo = read_topology(opts)?;
+    let json = opts
+        .stats_json
+        .as_deref()
+        .map(Output::open_json)
+        .transpose()?;
+    let table = opts.stats.map(|_| Output::stdout("--stats (stdout)"));
     sched::preflight()?;
     let shutdown = install_stop_handler()?;
 
@@ -735,13 +753,14 @@ fn run(opts: &Opts) -> Result<Outcome> {
         shutdown: shutdown.clone(),
         first_attach: None,
         deadline: None,
-        sink,
+        json,
+        table,
         shared,
         printed: None,
         next_print: None,
         restarts: 0,
         summary: Summary::default(),
-        domains: Some(domains),
+        domains: Some(topo),
     };
     let mut failed = 0u32;
     loop {
@@ -766,10 +785,26 @@ fn run(opts: &Opts) -> Result<Outcome> {
                     daemon.restarts
                 );
                 // The kernel asks from inside the hotplug operation, which
-                // goes on after we are out. Loading again at once raced it
-                // once in the VM: the attach never returned (CPU 2 coming
-                // online, 12 minutes). Let the operation finish first.
-                std::thread::sleep(RESTART_SETTLE);
+                // goes on after we are out: wait until it is over.
+                let w = hotplug::wait_settled(
+                    &hotplug::Sysfs::default(),
+                    Duration::from_millis(10),
+                    RESTART_WAIT,
+                );
+                if w.settled {
+                    info!(
+                        "hotplug settled after {:.2} s; loading again",
+                        w.waited.as_secs_f64()
+                    );
+                } else {
+                    warn!(
+                        "after {:.0} s sched_ext is still {} and CPUs {:?} are still in a \
+                         hotplug operation; loading anyway",
+                        w.waited.as_secs_f64(),
+                        w.state,
+                        w.in_transit
+                    );
+                }
             }
             Ok(Ended::Ejected { restart: false }) => {
                 return Ok(Outcome {
@@ -798,7 +833,7 @@ fn run(opts: &Opts) -> Result<Outcome> {
                 std::thread::sleep(Duration::from_secs(1));
             }
             Err(e) if daemon.first_attach.is_some() => {
-                eprintln!("scx_rebal: error: {e:#}");
+                say(&format!("scx_rebal: error: {e:#}"));
                 return Ok(Outcome {
                     status: 1,
                     summary: Some(daemon.summary_line("FAILED")),
@@ -807,6 +842,12 @@ fn run(opts: &Opts) -> Result<Outcome> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A last word on stderr. Unlike eprintln!, it does not panic when stderr
+/// is gone (a closed pipe): the exit status must still say how it ended.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn main() -> ExitCode {
@@ -828,12 +869,12 @@ fn main() -> ExitCode {
     match run(&opts) {
         Ok(o) => {
             if let Some(line) = &o.summary {
-                eprintln!("{line}");
+                say(line);
             }
             ExitCode::from(o.status)
         }
         Err(e) => {
-            eprintln!("scx_rebal: error: {e:#}");
+            say(&format!("scx_rebal: error: {e:#}"));
             ExitCode::FAILURE
         }
     }

@@ -52,6 +52,10 @@ pub struct LoadConfig {
     pub xnode_steal_min: u32,
     /// Schedule only tasks that chose SCHED_EXT (`--partial`).
     pub partial: bool,
+    /// sched_ext's hotplug sequence number when the topology was read: the
+    /// kernel refuses the load if a CPU came or went since (None: the
+    /// number read when the program is opened, as scx_utils does).
+    pub hotplug_seq: Option<u64>,
     pub verbose: u8,
 }
 
@@ -169,6 +173,7 @@ impl<'a> Scheduler<'a> {
 
         let nr_doms = domains.domains.len();
         let nr_slots = nr_cpu_ids * nr_doms;
+        let t0 = std::time::Instant::now();
         let mut builder = BpfSkelBuilder::default();
         builder.obj_builder.debug(cfg.verbose > 1);
         scx_utils::init_libbpf_logging(None);
@@ -178,6 +183,9 @@ impl<'a> Scheduler<'a> {
         // scx_utils appends a version suffix to the ops name; operators and
         // tests look for plain "rebal" in /sys/kernel/sched_ext/root/ops.
         let ops = skel.struct_ops.rebal_ops_mut();
+        if let Some(seq) = cfg.hotplug_seq {
+            ops.hotplug_seq = seq;
+        }
         ops.name.fill(0);
         for (dst, src) in ops.name.iter_mut().zip(b"rebal") {
             *dst = *src as _;
@@ -235,14 +243,20 @@ impl<'a> Scheduler<'a> {
             .context("BPF object has no data section")?;
         data.slice_ns = cfg.slice_us * 1000;
 
+        let t1 = std::time::Instant::now();
         let mut skel = scx_ops_load!(skel, rebal_ops, uei).context("loading the BPF scheduler")?;
         let slots = SlotMap::new(&skel.maps.pcpu_doms.as_fd(), nr_slots)?;
+        let t2 = std::time::Instant::now();
         let link = scx_ops_attach!(skel, rebal_ops).context("attaching the BPF scheduler")?;
         info!(
-            "scx_rebal attached: {} domains on {} NUMA node(s), SMT {}",
+            "scx_rebal attached: {} domains on {} NUMA node(s), SMT {} (open {:.1} s, load \
+             {:.1} s, attach {:.1} s)",
             domains.domains.len(),
             domains.nodes.len(),
-            if domains.smt { "on" } else { "off" }
+            if domains.smt { "on" } else { "off" },
+            (t1 - t0).as_secs_f64(),
+            (t2 - t1).as_secs_f64(),
+            t2.elapsed().as_secs_f64()
         );
         let mut cpu_dom = vec![None; nr_cpu_ids];
         for d in &domains.domains {
@@ -364,16 +378,24 @@ impl<'a> Scheduler<'a> {
         read_candidates(&tables, monotonic_ns(), half_life_ns, max_age_ns)
     }
 
-    /// Replace the pending moves with `moves` (pid, destination domain).
-    /// Moves of the previous round that have not happened yet (the task has
-    /// not woken up since) are dropped: this round's view supersedes them.
-    pub fn write_moves(&mut self, moves: &[(i32, usize)]) -> Result<()> {
+    /// Take back the moves BPF has not carried out yet (the task has not
+    /// woken up since they were written) and return their pids: the next
+    /// round's view supersedes them. A key that BPF consumes while this
+    /// runs cannot be deleted any more, and so counts as carried out.
+    pub fn take_unapplied_moves(&mut self) -> Vec<i32> {
         let map = &self.skel.maps.migrations;
         let stale: Vec<Vec<u8>> = map.keys().collect();
-        for k in stale {
-            // A key BPF consumed in the meantime is already gone: fine.
-            let _ = map.delete(&k);
-        }
+        stale
+            .into_iter()
+            .filter(|k| map.delete(k).is_ok())
+            .filter_map(|k| Some(i32::from_ne_bytes(k.as_slice().try_into().ok()?)))
+            .collect()
+    }
+
+    /// Write this round's moves (pid, destination domain); call
+    /// [`Scheduler::take_unapplied_moves`] first.
+    pub fn write_moves(&mut self, moves: &[(i32, usize)]) -> Result<()> {
+        let map = &self.skel.maps.migrations;
         for &(pid, dom) in moves {
             map.update(
                 &pid.to_ne_bytes(),

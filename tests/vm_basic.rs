@@ -84,6 +84,28 @@ fn vm_basic_2n4l() {
         "sched.log lacks `unregistered from user space` (no clean detach on SIGINT)",
     );
 
+    // The load ran: stress-ng did work in each stressor and hackbench
+    // completed runs.
+    let load = read(&dir.join("hackbench.txt"));
+    common::check_stress_ops(
+        &mut c,
+        "load",
+        field(&load, "stress_ops").as_deref(),
+        &["cpu", "fork", "affinity"],
+    );
+    c.check(
+        field(&load, "stress_rc").as_deref() == Some("0"),
+        "stress-ng failed",
+    );
+    let runs = load
+        .lines()
+        .filter(|l| l.starts_with("hackbench_ms:"))
+        .collect::<Vec<_>>();
+    c.check(
+        !runs.is_empty() && runs.iter().all(|l| l.ends_with("rc: 0")),
+        format!("hackbench runs: {runs:?}"),
+    );
+
     common::check_dmesg(&mut c, &dir);
 
     check_stats(&mut c, &read(&dir.join("stats.jsonl")));

@@ -12,9 +12,14 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The scheduler binary cargo built for this test run (same profile as the test).
+/// The scheduler binary cargo built for this test run (same profile as the
+/// test), or the one SCX_REBAL_TEST_BINARY names: to see a check fail
+/// against another build (an older commit, a build broken on purpose).
 pub fn sched_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_scx_rebal"))
+    match std::env::var_os("SCX_REBAL_TEST_BINARY") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_scx_rebal")),
+    }
 }
 
 /// The kernel image from scripts/find-kernel.sh; panics with its advice if none.
@@ -81,6 +86,10 @@ pub fn vm_run(shape: &str, rwdir: &Path, timeout_secs: u32, args: &[&str]) -> Vm
     let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
     output.push_str(&String::from_utf8_lossy(&out.stderr));
     let _ = fs::write(rwdir.join("vm-run.log"), &output);
+    let _ = fs::write(
+        rwdir.join("vm-run.status"),
+        format!("{:?}", out.status.code()),
+    );
     VmRun {
         status: out.status.code(),
         output,
@@ -96,8 +105,25 @@ pub fn run_guest_script(
     timeout_secs: u32,
     args: &[&str],
 ) -> (PathBuf, Checks) {
+    // SCX_REBAL_TEST_RECHECK=DIR: no boot, the checks run again on what an
+    // earlier run left in DIR (to try a check on real guest output).
+    if let Some(dir) = std::env::var_os("SCX_REBAL_TEST_RECHECK") {
+        let dir = PathBuf::from(dir);
+        let status = read(&dir.join("vm-run.status"));
+        let mut c = Checks::default();
+        c.check(
+            status.trim() == "Some(0)",
+            format!("the guest script exited with {}", status.trim()),
+        );
+        return (dir, c);
+    }
     let dir = fresh_rwdir(name);
-    let script = repo_root().join("tests/vm").join(script);
+    // SCX_REBAL_TEST_SCRIPTS: another copy of tests/vm (one broken on
+    // purpose, to see a check fail).
+    let scripts = std::env::var_os("SCX_REBAL_TEST_SCRIPTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("tests/vm"));
+    let script = scripts.join(script);
     let (script, sched, rw) = (
         script.to_string_lossy().into_owned(),
         sched_binary().to_string_lossy().into_owned(),
@@ -114,19 +140,44 @@ pub fn run_guest_script(
     (dir, c)
 }
 
-/// Kernel messages that mean the scheduler misbehaved, was ejected, or the
-/// guest kernel itself went wrong.
+/// Kernel messages that mean the guest kernel itself went wrong, or that a
+/// BPF scheduler was in trouble short of being ejected.
 pub const BAD_DMESG: &[&str] = &[
     "runnable task stall",
     "watchdog failed",
     "scx_bpf_error",
     "BUG:",
     "Oops",
-    "sched_ext: BPF scheduler \"rebal\" errored",
+    "ops error detected without ops",
 ];
 
+/// Why sched_ext may say it disabled a scheduler without anything being
+/// wrong: stopped by its daemon, ejected for a CPU hotplug (which asks for
+/// a restart), or by SysRq-S. kernel/sched/ext.c's scx_ops_disable_workfn
+/// prints `sched_ext: BPF scheduler "NAME" disabled (REASON)` for every
+/// exit, REASON from scx_exit_reason(); the others are "runtime error"
+/// (the kernel caught the BPF scheduler doing something invalid),
+/// "scx_bpf_error", "runnable task stall" and "unregistered from BPF".
+pub const OK_DISABLE_REASONS: &[&str] = &[
+    "unregistered from user space",
+    "unregistered from the main kernel",
+    "disabled by sysrq-S",
+];
+
+/// The scheduler name and reason of a `sched_ext: BPF scheduler "NAME"
+/// disabled (REASON)` line.
+pub fn disabled_line(line: &str) -> Option<(&str, &str)> {
+    let rest = line.split("sched_ext: BPF scheduler \"").nth(1)?;
+    let (name, rest) = rest.split_once("\" disabled (")?;
+    let reason = rest
+        .strip_suffix(')')
+        .or_else(|| rest.rsplit_once(')').map(|r| r.0))?;
+    Some((name, reason))
+}
+
 /// Fails `c` for every line of the guest's dmesg.txt that has a BAD_DMESG
-/// message, and when the file is missing.
+/// message or says a scheduler was disabled for another reason than
+/// OK_DISABLE_REASONS, and when the file is missing.
 pub fn check_dmesg(c: &mut Checks, dir: &Path) {
     let dmesg = read(&dir.join("dmesg.txt"));
     c.check(!dmesg.is_empty(), "dmesg.txt is missing or empty");
@@ -134,6 +185,40 @@ pub fn check_dmesg(c: &mut Checks, dir: &Path) {
         if let Some(line) = dmesg.lines().find(|l| l.contains(bad)) {
             c.0.push(format!("dmesg has `{bad}`: {line}"));
         }
+    }
+    for line in dmesg.lines() {
+        if let Some((_, reason)) = disabled_line(line)
+            && !OK_DISABLE_REASONS.contains(&reason)
+        {
+            c.0.push(format!("dmesg: a scheduler was ejected: {line}"));
+        }
+    }
+}
+
+/// "D dead, S stalled, +T ticks" (tests/vm/lib.sh's ticks_check): true
+/// when no process died or went without CPU time, and they got some.
+pub fn all_ran(ticks: Option<&str>) -> bool {
+    ticks
+        .and_then(|t| t.strip_prefix("0 dead, 0 stalled, +"))
+        .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok())
+        .is_some_and(|t| t > 0)
+}
+
+/// Fails `c` unless each of `stressors` did some work by stress-ng's own
+/// count, from a "NAME OPS NAME OPS ..." line (its --metrics-brief bogo
+/// ops, gathered by the guest script): evidence that it ran at all (from a
+/// read-only cwd it exits at once).
+pub fn check_stress_ops(c: &mut Checks, what: &str, line: Option<&str>, stressors: &[&str]) {
+    let words: Vec<&str> = line.unwrap_or_default().split_whitespace().collect();
+    for stressor in stressors {
+        let n = words
+            .iter()
+            .position(|w| w == stressor)
+            .and_then(|i| words.get(i + 1)?.parse::<u64>().ok());
+        c.check(
+            n.is_some_and(|n| n > 0),
+            format!("{what}: stress-ng {stressor} did {n:?} bogo ops"),
+        );
     }
 }
 

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Guest side of tests/vm_balance.rs. Eight CPU hogs start pinned to domain 0's
 # CPUs (so domain 0 becomes their home), are unpinned, and for 30 s the CPU
-# each hog is on (/proc/PID/stat field 39) is sampled every ~0.25 s. Two
-# phases in one boot: with --no-load-balance, then with balancing.
+# each hog is on (/proc/PID/stat field 39) is sampled every ~0.25 s, with the
+# kernel's accounting of their run time. Two phases in one
+# boot: with --no-load-balance, then with balancing.
 #
 # Why not just compare the domains' busy time: idle CPUs steal from other
 # domains, so even with every hog homed in domain 0 all CPUs end up busy.
@@ -32,30 +33,50 @@ phase() {
         taskset -c "$dom0" sh -c 'while :; do :; done' &
         pids="$pids $!"
     done
-    sleep 2
-    for p in $pids; do taskset -pc "$online" "$p" >/dev/null; done
     echo "$pids" >"$out/$name.pids"
     # The sampler is Python, not a shell loop: under TCG with every vCPU
     # busy, each fork (date, sleep) took seconds, and a shell loop managed
-    # 3-4 samples per hog in 15 s, too few to judge. Each line is "time of
-    # day (UTC, s) pid cpu", so a sample can be matched against the home the
-    # daemon's log gave the hog at that moment.
+    # 3-4 samples per hog in 15 s, too few to judge. It unpins the hogs
+    # itself once it has started: Python's start-up costs seconds of CPU
+    # under TCG, and counted as load on one node at the balancer's first
+    # round with free hogs it weighed on where the hogs went.
+    # Files (the host side reads them):
+    #  .where   "time of day (UTC, s) pid cpu" every ~0.25 s, so a sample can
+    #           be matched against the home the daemon's log gave the hog;
+    #  .stat0/1 /proc/stat's cpuN lines at half time and at the end;
+    #  .hogs0/1 "pid run_ns wait_ns" per hog at the same moments, the
+    #           kernel's own accounting (/proc/PID/schedstat), and .window
+    #           the seconds between them.
     # shellcheck disable=SC2086 # one argument per pid
     python3 - "$out/$name" 30 $pids <<'EOF'
-import sys, time
+import os, sys, time
 base, secs, pids = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
 
 def cpustat(path):
     with open('/proc/stat') as src, open(path, 'w') as dst:
         dst.writelines(l for l in src if l[:3] == 'cpu' and l[3].isdigit())
 
+def hogstat(path):
+    with open(path, 'w') as dst:
+        for p in pids:
+            try:
+                with open('/proc/%s/schedstat' % p) as f:
+                    run, wait = f.read().split()[:2]
+            except (OSError, ValueError):
+                continue
+            dst.write('%s %s %s\n' % (p, run, wait))
+
+cpus = os.sched_getaffinity(0)
+for p in pids:
+    os.sched_setaffinity(int(p), cpus)
 start = time.monotonic()
-half = False
+half = None
 with open(base + '.where', 'w') as out:
     while time.monotonic() - start < secs:
-        if not half and time.monotonic() - start >= secs / 2:
-            cpustat(base + '.stat0')  # busy time over the second half
-            half = True
+        if half is None and time.monotonic() - start >= secs / 2:
+            cpustat(base + '.stat0')  # the second half is the settled one
+            hogstat(base + '.hogs0')
+            half = time.monotonic()
         tod = time.time() % 86400
         for p in pids:
             try:
@@ -68,6 +89,9 @@ with open(base + '.where', 'w') as out:
         out.flush()
         time.sleep(0.25)
 cpustat(base + '.stat1')
+hogstat(base + '.hogs1')
+with open(base + '.window', 'w') as f:
+    f.write('%.3f\n' % (time.monotonic() - half))
 EOF
     # Which tasks besides the hogs carried load (the balancer moves them too).
     ps -eo pid,psr,pcpu,time,comm --sort=-pcpu | head -30 >"$out/$name.ps"

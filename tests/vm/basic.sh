@@ -50,7 +50,8 @@ record "$out/second.log" ops_after cat /sys/kernel/sched_ext/root/ops
 log "load phase"
 grep '^cpu[0-9]' /proc/stat >"$out/stat-before.txt"
 t0=$(now_ms)
-stress-ng --cpu 4 --fork 2 --affinity 2 --timeout 30s --temp-path /tmp >"$out/stress-ng.log" 2>&1 &
+stress-ng --cpu 4 --fork 2 --affinity 2 --timeout 30s --temp-path /tmp --metrics-brief \
+    >"$out/stress-ng.log" 2>&1 &
 stress=$!
 : >"$out/hackbench.txt"
 while kill -0 "$stress" 2>/dev/null; do
@@ -62,6 +63,9 @@ done
 wait "$stress"
 echo "stress_rc: $?" >>"$out/hackbench.txt"
 grep '^cpu[0-9]' /proc/stat >"$out/stat-after.txt"
+# stress-ng's own count of work done per stressor: evidence that it ran.
+awk '$4 == "cpu" || $4 == "fork" || $4 == "affinity" { printf "%s %d ", $4, $5 } END { print "" }' \
+    "$out/stress-ng.log" | sed 's/^/stress_ops: /' >>"$out/hackbench.txt"
 echo "load_ms: $(($(now_ms) - t0))" >>"$out/hackbench.txt"
 record "$out/after_load.txt" state scx_state
 

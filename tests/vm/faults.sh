@@ -36,10 +36,28 @@ settled() {
         echo "$1: FAIL not attached again (state $(scx_state))" >>"$res"
     fi
 }
-hogs_alive() {
-    _dead=0
-    for _p in $hogs; do kill -0 "$_p" 2>/dev/null || _dead=$((_dead + 1)); done
-    echo "$1: $_dead dead" >>"$res"
+# hogs_ran LABEL: records "LABEL: D dead, S stalled, +T ticks": how many
+# hogs are gone and how many got no CPU time since the last call (a hog that
+# exists but never runs is as lost as a dead one).
+# shellcheck disable=SC2086 # one pid per argument
+hogs_ran() { echo "$1: $(ticks_check "$out/hog.ticks" $hogs)" >>"$res"; }
+# domains_now LABEL: once the daemon has gone 3 s without a restart (one
+# hotplug step is several CPU operations, each of which may eject it) and
+# then written a stats line, records the CPUs of its domains as it uses them.
+domains_now() {
+    _end=$(($(date +%s) + 60))
+    _r=$(restarts)
+    while [ "$(date +%s)" -lt "$_end" ]; do
+        sleep 3
+        [ "$(restarts)" = "$_r" ] && [ "$(scx_state)" = enabled ] && break
+        _r=$(restarts)
+    done
+    _n=$(wc -l <"$out/stats.jsonl")
+    _end=$(($(date +%s) + 30))
+    while [ "$(wc -l <"$out/stats.jsonl")" -le "$_n" ] && [ "$(date +%s)" -lt "$_end" ]; do
+        sleep 0.5
+    done
+    echo "$1: $(tail -n 1 "$out/stats.jsonl" | jq -c '[.domains[].cpus]')" >>"$res"
 }
 setcpu() { echo "$2" >"/sys/devices/system/cpu/cpu$1/online"; }
 
@@ -51,6 +69,8 @@ for _ in 1 2 3 4 5 6 7 8; do
     sh -c 'while :; do :; done' >/dev/null 2>&1 &
     hogs="$hogs $!"
 done
+# shellcheck disable=SC2086
+ticks_mark "$out/hog.ticks" $hogs
 
 log "hotplug: $cycles cycles"
 i=1
@@ -61,14 +81,15 @@ while [ "$i" -le "$cycles" ]; do
     if [ $((i % 2)) -eq 1 ]; then setcpu 3 0; else setcpu 3 0; setcpu 2 0; fi
     setcpu 6 0
     settled "cycle $i offline" "$n"
-    "$sched" --dump-domains 2>&1 | tr -d ' \n' >>"$out/domains-$i.json"
+    domains_now "cycle $i offline domains"
     n=$(restarts)
     setcpu 2 1; setcpu 3 1; setcpu 6 1
     settled "cycle $i online" "$n"
+    domains_now "cycle $i online domains"
     i=$((i + 1))
 done
 record "$res" online cat /sys/devices/system/cpu/online
-hogs_alive "after hotplug"
+hogs_ran "after hotplug"
 
 log "storms: $soak s"
 before=$(restarts)
@@ -112,6 +133,9 @@ else
 fi
 wait "$stress"
 echo "stress_rc: $?" >>"$res"
+# Its own count of work done, as evidence it ran (bogo ops per stressor).
+awk '$4 == "affinity" || $4 == "fork" { printf "%s %d ", $4, $5 } END { print "" }' \
+    "$out/stress-ng.log" | sed 's/^/storm_ops: /' >>"$res"
 wait "$repin"
 [ -n "$cgmover" ] && wait "$cgmover"
 kill "$fifo"
@@ -120,7 +144,7 @@ record "$res" after_storms_ops cat /sys/kernel/sched_ext/root/ops
 echo "storm_restarts: $(($(restarts) - before))" >>"$res"
 echo "repins: $(cat "$out/repins" 2>/dev/null)" >>"$res"
 echo "cgmoves: $(cat "$out/cgmoves" 2>/dev/null)" >>"$res"
-hogs_alive "after storms"
+hogs_ran "after storms"
 
 # A task storm alone (hogs stopped, so that forks get the CPUs): as many
 # short-lived tasks per second as the guest can make, each one a task_ctx
@@ -138,14 +162,19 @@ awk '$4 == "fork" { printf "forks: %d in %.0f s, %.0f/s\n", $5, $6, $9 }' \
 kill -CONT $hogs
 record "$res" after_forkstorm scx_state
 echo "forkstorm_restarts: $(($(restarts) - before))" >>"$res"
-hogs_alive "after task storm"
+# shellcheck disable=SC2086
+ticks_mark "$out/hog.ticks" $hogs
+sleep 2
+hogs_ran "after task storm"
 
 log "SIGKILL"
+# shellcheck disable=SC2086
+ticks_mark "$out/hog.ticks" $hogs
 kill -KILL "$pid"
 wait "$pid"
 if wait_for_state disabled 30; then echo "killed: ok" >>"$res"; else echo "killed: FAIL $(scx_state)" >>"$res"; fi
 sleep 2
-hogs_alive "after SIGKILL"
+hogs_ran "after SIGKILL"
 record "$res" after_kill_hackbench sh -c 'hackbench -g 2 -l 20 >/dev/null && echo ran'
 "$sched" >"$out/sched2.log" 2>&1 &
 pid=$!

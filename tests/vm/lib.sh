@@ -31,3 +31,51 @@ record() {
 now_ms() { date +%s%3N; }
 
 log() { echo "[$(date +%T)] $*"; }
+
+# ticks_now PID...: "PID TICKS" for each PID still there: the CPU time
+# (utime + stime, clock ticks) the kernel charged to it. One awk for all of
+# them: under TCG with every CPU busy each fork costs seconds. The fields
+# after the comm's ") " start at field 3, so utime and stime (14 and 15)
+# are the 12th and 13th.
+ticks_now() {
+    _files=""
+    for _p in "$@"; do [ -r "/proc/$_p/stat" ] && _files="$_files /proc/$_p/stat"; done
+    [ -n "$_files" ] || return 0
+    # shellcheck disable=SC2086 # one file per argument
+    awk '{ split(FILENAME, f, "/"); sub(/^.*\) /, ""); print f[3], $12 + $13 }' $_files 2>/dev/null
+}
+
+# ticks_mark FILE PID...: notes each PID's CPU time in FILE, for ticks_check.
+ticks_mark() {
+    _f=$1
+    shift
+    ticks_now "$@" >"$_f"
+}
+
+# ticks_check FILE PID...: prints "D dead, S stalled, +T ticks": how many of
+# the PIDs are gone, how many got no CPU time since ticks_mark FILE, and the
+# CPU time they got in all (the evidence that a load really ran; a stress-ng
+# started from a read-only cwd exits at once). Marks FILE again.
+ticks_check() {
+    _f=$1
+    shift
+    ticks_now "$@" >"$_f.now"
+    echo "$@" | tr ' ' '\n' | awk -v old="$_f" -v new="$_f.now" '
+        BEGIN {
+            while ((getline l < old) > 0) { split(l, a, " "); o[a[1]] = a[2] }
+            while ((getline l < new) > 0) { split(l, a, " "); n[a[1]] = a[2] }
+        }
+        NF {
+            if (!($1 in n)) dead++
+            else if (!($1 in o) || n[$1] <= o[$1]) stalled++
+            else sum += n[$1] - o[$1]
+        }
+        END { printf "%d dead, %d stalled, +%d ticks\n", dead, stalled, sum }'
+    mv "$_f.now" "$_f"
+}
+
+# busy_ticks: busy jiffies of all CPUs (user + nice + system + irq + softirq
+# from /proc/stat), and total jiffies, as "BUSY TOTAL".
+busy_ticks() {
+    awk '$1 == "cpu" { b = $2 + $3 + $4 + $7 + $8; print b, b + $5 + $6 + $9 }' /proc/stat
+}

@@ -5,8 +5,13 @@
 #  2. `--stats 1 --stats-json FILE --run-for 20` under 16 CPU hogs: the table
 #     on stdout, JSON lines in FILE, exit status 0 and a summary as the last
 #     line of stderr.
-#  3. A second run is ejected with SysRq-S: exit status 2 and an EJECTED
-#     summary; the monitor finds the new instance by itself.
+#  3. A second run loses both its outputs (`--stats 1` into a pipe that
+#     `head -3` closes, `--stats-json /dev/full`) and must keep scheduling;
+#     then it is stopped (SIGSTOP) for 30 s under 8 hogs, which must keep
+#     getting CPU while it is stopped, and not be ejected; after SIGCONT it
+#     goes on. Finally it is ejected with SysRq-S: exit status 2 and an
+#     EJECTED summary that says the outputs were lost; the monitor finds the
+#     new instance by itself.
 # Usage: stats.sh SCHED_BINARY OUTDIR
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -32,6 +37,8 @@ for _ in $(seq 16); do
     sh -c 'while :; do :; done' &
     hogs="$hogs $!"
 done
+# shellcheck disable=SC2086 # one pid per argument
+ticks_mark "$out/ticks" $hogs
 sleep 5
 record "$out/facts.txt" socket stat -c '%a %U %F' "$sock"
 setpriv --reuid=65534 --regid=65534 --clear-groups "$sched" --monitor 1 \
@@ -40,17 +47,47 @@ echo "nonroot_exit: $?" >>"$out/facts.txt"
 wait "$pid"
 echo "run1_exit: $?" >>"$out/facts.txt"
 # shellcheck disable=SC2086
+echo "run1_hogs: $(ticks_check "$out/ticks" $hogs)" >>"$out/facts.txt"
+# shellcheck disable=SC2086
 kill $hogs
 sleep 3
 
-log "run 2: ejected by SysRq-S"
-"$sched" --run-for 120 >/dev/null 2>"$out/run2.err" &
+log "run 2: outputs lost, SIGSTOP 30 s, then ejected by SysRq-S"
+mkfifo /tmp/stats.fifo
+head -n 3 </tmp/stats.fifo >"$out/head.out" &
+"$sched" -v --stats 1 --stats-json /dev/full --interval 1 --run-for 300 \
+    >/tmp/stats.fifo 2>"$out/run2.err" &
 pid=$!
 wait_for_state enabled 60
+hogs=""
+for _ in $(seq 8); do
+    sh -c 'while :; do :; done' &
+    hogs="$hogs $!"
+done
 sleep 6
+# head has exited and /dev/full refused a line: both outputs are lost.
+record "$out/facts.txt" outputs_lost_state scx_state
+echo "outputs_lost_alive: $(kill -0 "$pid" 2>/dev/null && echo yes || echo no)" >>"$out/facts.txt"
+# shellcheck disable=SC2086
+ticks_mark "$out/ticks" $hogs
+kill -STOP "$pid"
+stopped_at=$(date +%s)
+sleep 30
+record "$out/facts.txt" stopped_state scx_state
+echo "stopped_secs: $(($(date +%s) - stopped_at))" >>"$out/facts.txt"
+# shellcheck disable=SC2086
+echo "stopped_hogs: $(ticks_check "$out/ticks" $hogs)" >>"$out/facts.txt"
+# The daemon's log lines so far: after SIGCONT there must be new ones.
+grep -c "dom 0 load" "$out/run2.err" >"$out/lines_at_cont"
+kill -CONT "$pid"
+sleep 5
+echo "cont_lines: $(cat "$out/lines_at_cont") -> $(grep -c "dom 0 load" "$out/run2.err")" >>"$out/facts.txt"
+record "$out/facts.txt" cont_state scx_state
 echo S >/proc/sysrq-trigger
 wait "$pid"
 echo "run2_exit: $?" >>"$out/facts.txt"
+# shellcheck disable=SC2086
+kill $hogs
 sleep 2
 kill -INT "$mon"
 wait "$mon"
