@@ -20,6 +20,7 @@ pub mod bpf_skel {
 }
 
 pub mod balancer;
+pub mod cli;
 pub mod domains;
 pub mod load;
 pub mod monitor;
