@@ -28,6 +28,19 @@ const DCYCLE_ONE: f64 = bpf_intf::consts_DCYCLE_ONE as f64;
 
 pub type DomCounters = [u64; NR_DSTATS];
 
+/// Averages smaller than this (in tasks, or nice-0 tasks of load) are
+/// reported as 0. A decaying average only halves every half-life and never
+/// reaches 0 by itself: an idle domain's load, or the tuner's smoothed
+/// waiting count, went on to print as 2.0e-45 (and denormal floats are slow
+/// to compute with). A thousandth of a task is below anything the balancer
+/// or the tuner acts on, and below the table's two decimals.
+pub const NEGLIGIBLE: f64 = 1e-3;
+
+/// `x`, or 0 when it is within [`NEGLIGIBLE`] of 0.
+pub fn flush_negligible(x: f64) -> f64 {
+    if x.abs() < NEGLIGIBLE { 0.0 } else { x }
+}
+
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub at: Instant,
@@ -75,8 +88,8 @@ pub fn sum_dom_load(values: &[Vec<u8>], now_ns: u64, half_life_ns: u64) -> DomLo
     // A share can be negative (a task that became runnable on one CPU and
     // left on another); the sum cannot, but for rounding.
     DomLoad {
-        dcycle: (out.dcycle / DCYCLE_ONE).max(0.0),
-        load: (out.load / DCYCLE_ONE / WEIGHT_NICE0).max(0.0),
+        dcycle: flush_negligible((out.dcycle / DCYCLE_ONE).max(0.0)),
+        load: flush_negligible((out.load / DCYCLE_ONE / WEIGHT_NICE0).max(0.0)),
         runnable: (out.runnable / DCYCLE_ONE).max(0.0),
     }
 }
@@ -454,6 +467,35 @@ mod tests {
         // Long after, the average is what is runnable.
         let l = sum_dom_load(&cpus, 1000 + 64 * 1000, 1000);
         assert!((l.dcycle - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_idle_domains_load_decays_to_exactly_zero() {
+        let one = DCYCLE_ONE as i64;
+        // Two tasks' worth of average, nothing runnable any more.
+        let cpus = [dom_load_bytes(0, 2 * one, 1000)];
+        // 9 half-lives: 2/512 of a task is still shown.
+        let l = sum_dom_load(&cpus, 1000 + 9 * 1000, 1000);
+        assert!(l.dcycle > 0.0 && l.load > 0.0, "{l:?}");
+        // 150 half-lives: 2^-149, where 2.0e-45 came from. Zero, not tiny.
+        let l = sum_dom_load(&cpus, 1000 + 150 * 1000, 1000);
+        assert_eq!((l.dcycle, l.load), (0.0, 0.0), "{l:?}");
+        // The JSON line says 0.0.
+        let json = serde_json::to_string(&DomainStats {
+            load: l.load,
+            dcycle: l.dcycle,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(json.contains("\"load\":0.0,\"dcycle\":0.0"), "{json}");
+    }
+
+    #[test]
+    fn negligible_values_flush_to_zero() {
+        assert_eq!(flush_negligible(2.0e-45), 0.0);
+        assert_eq!(flush_negligible(-1e-7), 0.0);
+        assert_eq!(flush_negligible(0.25), 0.25);
+        assert_eq!(flush_negligible(NEGLIGIBLE), NEGLIGIBLE);
     }
 
     #[test]
