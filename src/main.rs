@@ -19,12 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::Parser;
 use log::{info, warn};
 
 use scx_rebal::balancer::{self, BalancerConfig, Reason};
 use scx_rebal::bpf_intf;
-use scx_rebal::cli::{Opts, check_opts};
+use scx_rebal::cli::{self, Opts, check_opts};
 use scx_rebal::domains::{DomainOpts, Domains};
 use scx_rebal::load;
 use scx_rebal::monitor;
@@ -66,9 +65,12 @@ fn build_domains(opts: &Opts) -> Result<Domains> {
 }
 
 fn init_logging(verbose: u8) {
+    // libbpf's messages come at debug (-v) and trace (-vv): see
+    // src/libbpf_log.rs.
     let level = match verbose {
-        0 | 1 => simplelog::LevelFilter::Info,
-        _ => simplelog::LevelFilter::Debug,
+        0 => simplelog::LevelFilter::Info,
+        1 => simplelog::LevelFilter::Debug,
+        _ => simplelog::LevelFilter::Trace,
     };
     // Time of day (UTC, ms) on every line: moves and restarts can then be
     // lined up with what else happened on the machine (and the VM tests
@@ -427,6 +429,14 @@ fn run(opts: &Opts) -> Result<Outcome> {
         stats::meta_only().describe_meta(&mut std::io::stdout(), None)?;
         return Ok(done);
     }
+    if opts.man {
+        cli::write_man(&mut std::io::stdout()).context("writing the man page")?;
+        return Ok(done);
+    }
+    if let Some(shell) = opts.completions {
+        cli::write_completions(shell, &mut std::io::stdout());
+        return Ok(done);
+    }
     if opts.dump_domains {
         println!("{}", build_domains(opts)?.to_json());
         return Ok(done);
@@ -446,6 +456,11 @@ fn run(opts: &Opts) -> Result<Outcome> {
     build_domains(opts)?;
     let sink = opts.stats_json.as_deref().map(Sink::open).transpose()?;
     sched::preflight()?;
+    info!(
+        "profile {}: {}",
+        opts.profile.name(),
+        opts.settings().as_flags()
+    );
     let shutdown = install_stop_handler()?;
 
     let shared = Arc::new(Mutex::new(SchedStats::default()));
@@ -546,7 +561,7 @@ fn main() -> ExitCode {
     // Exit status 2 means "the kernel ejected the scheduler" to harnesses,
     // so a bad command line exits 1 like every other refusal (clap's own
     // default would be 2). --help and --version exit 0.
-    let opts = match Opts::try_parse() {
+    let opts = match cli::parse() {
         Ok(o) => o,
         Err(e) => {
             let _ = e.print();
