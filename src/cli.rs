@@ -338,9 +338,8 @@ impl Opts {
 
 /// Writes the man page (section 8: a system daemon) to `out`.
 pub fn write_man(out: &mut dyn Write) -> std::io::Result<()> {
-    clap_mangen::Man::new(Opts::command())
-        .section("8")
-        .render(out)
+    let cmd = Opts::command().mut_arg("profile", |a| a.long_help(profile::man_help()));
+    clap_mangen::Man::new(cmd).section("8").render(out)
 }
 
 /// Writes the completion script for `shell` to `out`.

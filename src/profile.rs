@@ -200,11 +200,13 @@ impl Settings {
     }
 }
 
+const HELP_INTRO: &str = "Defaults for what the machine is for (the modes of scx_loader). A \
+     profile sets only defaults: any of these options given on the command line wins over it.";
+
 /// The long help of `--profile`: what each profile sets, from the table.
 pub fn long_help() -> String {
-    let mut s = String::from(
-        "Defaults for what the machine is for (the modes of scx_loader). A profile sets only \
-         defaults: any of these options given on the command line wins over it.\n\n\
+    let mut s = format!(
+        "{HELP_INTRO}\n\n\
          profile    slice us     preempt  sleeper %  greedy %   tune  balance\n\
          \x20          min-max      margin   credit  direct/kick  secs  secs\n",
     );
@@ -227,6 +229,17 @@ pub fn long_help() -> String {
          --sleeper-credit-pct, --direct-greedy-under/--kick-greedy-under, --tune-interval and \
          --interval. The start-up log names the profile and the values in force.",
     );
+    s
+}
+
+/// The same for the man page, where the table's lines would be run
+/// together into one paragraph: one paragraph per profile, as options.
+pub fn man_help() -> String {
+    let mut s = format!("{HELP_INTRO}\n\n");
+    for p in Profile::ALL {
+        let _ = write!(s, "{}: {}\n\n", p.name(), p.settings().as_flags());
+    }
+    s.push_str("The start-up log names the profile and the values in force.");
     s
 }
 
