@@ -22,8 +22,8 @@ pub mod bpf_skel {
 pub mod balancer;
 pub mod cli;
 pub mod domains;
-pub mod libbpf_log;
 pub mod load;
+pub mod logging;
 pub mod monitor;
 pub mod profile;
 pub mod sched;

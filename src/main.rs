@@ -64,29 +64,6 @@ fn build_domains(opts: &Opts) -> Result<Domains> {
     }
 }
 
-fn init_logging(verbose: u8) {
-    // libbpf's messages come at debug (-v) and trace (-vv): see
-    // src/libbpf_log.rs.
-    let level = match verbose {
-        0 => simplelog::LevelFilter::Info,
-        1 => simplelog::LevelFilter::Debug,
-        _ => simplelog::LevelFilter::Trace,
-    };
-    // Time of day (UTC, ms) on every line: moves and restarts can then be
-    // lined up with what else happened on the machine (and the VM tests
-    // match moves against their own timestamped samples).
-    let cfg = simplelog::ConfigBuilder::new()
-        .set_time_level(simplelog::LevelFilter::Error)
-        .set_time_format_custom(time::macros::format_description!(
-            "[hour]:[minute]:[second].[subsecond digits:3]"
-        ))
-        .set_target_level(simplelog::LevelFilter::Off)
-        .set_thread_level(simplelog::LevelFilter::Off)
-        .set_location_level(simplelog::LevelFilter::Off)
-        .build();
-    let _ = simplelog::WriteLogger::init(level, cfg, std::io::stderr());
-}
-
 enum Sink {
     Stdout,
     File(BufWriter<File>),
@@ -572,7 +549,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging(opts.verbose);
+    scx_rebal::logging::init(opts.verbose);
     match run(&opts) {
         Ok(o) => {
             if let Some(line) = &o.summary {

@@ -105,7 +105,7 @@ impl<'a> Scheduler<'a> {
 
         let mut builder = BpfSkelBuilder::default();
         builder.obj_builder.debug(cfg.verbose > 1);
-        crate::libbpf_log::route_to_log(cfg.verbose);
+        crate::logging::route_libbpf(cfg.verbose);
         let mut skel = scx_ops_open!(builder, open_object, rebal_ops, None)
             .context("opening the BPF scheduler")?;
 
