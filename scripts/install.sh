@@ -37,6 +37,8 @@ version=$("$bin" --version) || die "$bin --version failed: is it an scx_rebal bi
 case "$version" in scx_rebal\ *) ;; *) die "$bin is not scx_rebal (--version says: $version)" ;; esac
 echo "install.sh: installing $version with PREFIX=$PREFIX${DESTDIR:+ into DESTDIR=$DESTDIR}"
 
+# The staging root is the packager's: made if missing, never recorded.
+[ -z "$DESTDIR" ] || mkdir -p "$DESTDIR"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -54,7 +56,7 @@ files=()
 # mkdirs DIR: creates DIR and its missing parents under DESTDIR, noting each.
 mkdirs() {
     local d=$1 missing=()
-    while [ ! -d "$DESTDIR$d" ]; do
+    while [ "$d" != / ] && [ ! -d "$DESTDIR$d" ]; do
         missing=("$d" "${missing[@]}")
         d=$(dirname "$d")
     done

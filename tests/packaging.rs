@@ -156,6 +156,18 @@ fn install_is_idempotent_and_uninstall_leaves_nothing() {
 }
 
 #[test]
+fn a_missing_destdir_is_made_and_left() {
+    let root = scratch("missing");
+    let dest = root.join("not/yet");
+    let d = format!("DESTDIR={}", dest.display());
+    script("install.sh", &["--bin", BIN, &d]);
+    assert!(dest.join("usr/local/bin/scx_rebal").is_file());
+    script("uninstall.sh", &[&d]);
+    assert_eq!(tree(&dest), BTreeSet::new());
+    let _ = fs::remove_dir_all(&root);
+}
+
+#[test]
 fn an_edited_settings_file_is_kept_until_purge() {
     let dest = scratch("edited");
     let d = format!("DESTDIR={}", dest.display());
