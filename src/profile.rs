@@ -408,6 +408,31 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_table_matches() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).expect("reading README.md");
+        for p in Profile::ALL {
+            let v = p.settings();
+            let row = format!(
+                "| `{}` | {}-{} | {} | {} | {}/{} | {} / {} |",
+                p.name(),
+                v.slice_min_us,
+                v.slice_max_us,
+                v.preempt_margin_us,
+                v.sleeper_credit_pct,
+                v.direct_greedy_under,
+                v.kick_greedy_under,
+                v.tune_interval,
+                v.interval
+            );
+            assert!(
+                readme.contains(&row),
+                "README.md's profile table lacks {row}"
+            );
+        }
+    }
+
+    #[test]
     fn help_lists_every_profile_with_its_numbers() {
         let h = long_help();
         for p in Profile::ALL {
