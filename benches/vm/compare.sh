@@ -5,7 +5,8 @@
 #   {"sched":..., "round":N, "secs":..., "progs":{"name":[run_time_ns, run_cnt]}}
 # progs are the deltas over the workload of the scheduler's struct_ops programs;
 # metrics are the workload's "metric" lines plus ctxsw, the context switches
-# (all CPUs) during the workload.
+# (all CPUs) during the workload, and daemon_cpu_s, the CPU time (user +
+# system) the scheduler's own process used during it.
 # Schedulers alternate (A B C A B C ...): TCG's clock drifts over a boot, so
 # only ratios inside one run mean anything.
 # Usage: compare.sh OUTDIR ROUNDS WORKLOAD NAME=CMD...   (NAME=eevdf: no scheduler)
@@ -29,6 +30,15 @@ progs() {
         | "\(.name) \(.run_time_ns // 0) \(.run_cnt // 0)"'
 }
 
+# proc_cpu PID: utime + stime of PID in clock ticks (0 without a PID).
+proc_cpu() {
+    if [ -n "$1" ] && [ -r "/proc/$1/stat" ]; then
+        sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+    else
+        echo 0
+    fi
+}
+
 r=1
 while [ "$r" -le "$rounds" ]; do
     for spec in "$@"; do
@@ -48,11 +58,13 @@ while [ "$r" -le "$rounds" ]; do
             sleep 2
         fi
         progs >"$out/before"
+        cpu0=$(proc_cpu "$pid")
         cs0=$(awk '/^ctxt/ { print $2 }' /proc/stat)
         t0=$(date +%s%N)
         BENCH_OUT=$out BENCH_TAG=$name.$r sh -c "$workload" >"$out/$name.$r.workload" 2>&1
         t1=$(date +%s%N)
         cs1=$(awk '/^ctxt/ { print $2 }' /proc/stat)
+        cpu1=$(proc_cpu "$pid")
         progs >"$out/after"
         st=$(state)
         if [ -n "$pid" ]; then
@@ -64,6 +76,10 @@ while [ "$r" -le "$rounds" ]; do
         grep '^metric ' "$out/$name.$r.workload" >"$out/metrics"
         # Context switches over the whole workload, all CPUs.
         echo "metric ctxsw $((cs1 - cs0))" >>"$out/metrics"
+        if [ -n "$pid" ]; then
+            echo "metric daemon_cpu_s $(echo "$cpu0 $cpu1 $(getconf CLK_TCK)" |
+                awk '{ printf "%.3f", ($2 - $1) / $3 }')" >>"$out/metrics"
+        fi
         awk -v n="$name" -v r="$r" -v s="$(((t1 - t0) / 1000000))" -v st="$st" '
             FILENAME == ARGV[1] { b[$1] = $2 " " $3; next }
             FILENAME == ARGV[2] { split(b[$1], o, " "); t[$1] = $2 - o[1]; c[$1] = $3 - o[2]; next }

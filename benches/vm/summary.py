@@ -18,9 +18,13 @@ for r in runs:
     by[r["sched"]].append(r)
 names = list(by)
 
-# Which way is better, for the reader: lower for times and latencies.
+# Which way is better, for the reader: lower for times and latencies,
+# higher for throughput and slack; the evidence that a load ran (how many
+# samples, how busy the CPUs were) is neither.
 def better(k):
-    return "higher" if k.endswith("_ops") else "lower"
+    if k.endswith("_n") or k == "busy_pct":
+        return "evidence"
+    return "higher" if k.endswith("_ops") or k.startswith("frames_slack") else "lower"
 
 measures = defaultdict(lambda: defaultdict(list))
 for name, rs in by.items():
