@@ -3,8 +3,13 @@
 // into Rust with bindgen. The scx headers and vmlinux.h come from the
 // scx_cargo crate. Debian installs clang as `clang-19`; BPF_CLANG picks it.
 // It also compiles bpf/arith.h, the arithmetic both halves use, for this
-// host (src/arith.c), with bindgen writing its Rust declarations.
+// host (src/arith.c), with bindgen writing its Rust declarations, and finds
+// the git commit that `--version` reports.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 fn main() {
+    git_commit();
     if std::env::var_os("BPF_CLANG").is_none()
         && which("clang").is_none()
         && which("clang-19").is_some()
@@ -53,4 +58,53 @@ fn which(cmd: &str) -> Option<std::path::PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(cmd))
         .find(|p| p.is_file())
+}
+
+/// Sets SCX_REBAL_GIT_COMMIT for `--version`: the value of that variable
+/// when the builder sets it (a packager building from a tarball), else the
+/// commit of the git checkout holding this crate, else "git commit unknown".
+fn git_commit() {
+    println!("cargo:rerun-if-env-changed=SCX_REBAL_GIT_COMMIT");
+    let commit = match std::env::var("SCX_REBAL_GIT_COMMIT") {
+        Ok(c) if !c.trim().is_empty() => c.trim().to_string(),
+        _ => checkout_commit().unwrap_or_else(|| "git commit unknown".to_string()),
+    };
+    println!("cargo:rustc-env=SCX_REBAL_GIT_COMMIT={commit}");
+}
+
+fn checkout_commit() -> Option<String> {
+    let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR")?);
+    // Only this crate's own checkout: a tarball unpacked inside some other
+    // repository (a distribution's packaging tree) must not report its commit.
+    let top = git(&dir, &["rev-parse", "--show-toplevel"])?;
+    if Path::new(&top).canonicalize().ok()? != dir.canonicalize().ok()? {
+        return None;
+    }
+    // Rebuild when HEAD moves: its reflog is written at every commit and
+    // checkout (HEAD itself only names the branch). Only files that exist:
+    // cargo would rerun this script on every build for a missing one.
+    for name in ["HEAD", "logs/HEAD"] {
+        if let Some(p) = git(&dir, &["rev-parse", "--git-path", name]) {
+            let p = dir.join(p);
+            if p.is_file() {
+                println!("cargo:rerun-if-changed={}", p.display());
+            }
+        }
+    }
+    let hash = git(&dir, &["rev-parse", "--short=12", "HEAD"])?;
+    Some(format!("git {hash}"))
+}
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (!s.is_empty()).then_some(s)
 }

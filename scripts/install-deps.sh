@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(clang-19 llvm-19 libclang-19-dev libelf-dev zlib1g-dev libhwloc-dev hwloc
     pkg-config make qemu-system-x86 udev stress-ng rt-tests bpftool jq procps
     linux-source-6.12 build-essential bc flex bison libssl-dev dwarves cpio zstd
-    bpftrace rt-app xz-utils
+    bpftrace rt-app xz-utils systemd man-db
     python3-pip)
 
 sudo=()

@@ -21,13 +21,16 @@ pub mod bpf_skel {
 
 pub mod arith;
 pub mod balancer;
+pub mod cli;
 pub mod demand;
 pub mod domains;
 pub mod hotplug;
 pub mod load;
+pub mod logging;
 pub mod monitor;
 pub mod moves;
 pub mod output;
+pub mod profile;
 pub mod sched;
 pub mod stats;
 pub mod topology;

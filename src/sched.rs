@@ -176,7 +176,7 @@ impl<'a> Scheduler<'a> {
         let t0 = std::time::Instant::now();
         let mut builder = BpfSkelBuilder::default();
         builder.obj_builder.debug(cfg.verbose > 1);
-        scx_utils::init_libbpf_logging(None);
+        crate::logging::route_libbpf(cfg.verbose);
         let mut skel = scx_ops_open!(builder, open_object, rebal_ops, None)
             .context("opening the BPF scheduler")?;
 

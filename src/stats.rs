@@ -32,6 +32,19 @@ const RUN_NS: usize = bpf_intf::dom_stat_idx_DSTAT_RUN_NS as usize;
 
 pub type DomCounters = [u64; NR_DSTATS];
 
+/// Averages smaller than this (in tasks, or nice-0 tasks of load) are
+/// reported as 0. A decaying average only halves every half-life and never
+/// reaches 0 by itself: an idle domain's load, or the tuner's smoothed
+/// waiting count, went on to print as 2.0e-45 (and denormal floats are slow
+/// to compute with). A thousandth of a task is below anything the balancer
+/// or the tuner acts on, and below the table's two decimals.
+pub const NEGLIGIBLE: f64 = 1e-3;
+
+/// `x`, or 0 when it is within [`NEGLIGIBLE`] of 0.
+pub fn flush_negligible(x: f64) -> f64 {
+    if x.abs() < NEGLIGIBLE { 0.0 } else { x }
+}
+
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub at: Instant,
@@ -101,8 +114,8 @@ pub fn sum_slots(
     let loads = sums
         .iter()
         .map(|&(dcycle, load, runnable)| DomLoad {
-            dcycle: (dcycle as f64 / DCYCLE_ONE).max(0.0),
-            load: (load as f64 / DCYCLE_ONE / WEIGHT_NICE0).max(0.0),
+            dcycle: flush_negligible((dcycle as f64 / DCYCLE_ONE).max(0.0)),
+            load: flush_negligible((load as f64 / DCYCLE_ONE / WEIGHT_NICE0).max(0.0)),
             runnable: (runnable as f64 / DCYCLE_ONE).max(0.0),
         })
         .collect();
@@ -503,5 +516,35 @@ mod tests {
         // A stamp from a clock read later than ours counts 0, not 2^64.
         let (c, _) = sum_slots(&slots, 2, &[2000, 0], Some, 1000, 1);
         assert_eq!(c[0][RUN_NS], 0);
+    }
+
+    #[test]
+    fn an_idle_domains_load_decays_to_exactly_zero() {
+        let one = DCYCLE_ONE as i64;
+        // Two tasks' worth of average, nothing runnable any more.
+        let slots = [slot(0, 2 * one, 1000)];
+        let read = |now| sum_slots(&slots, 1, &[], Some, now, 1000).1[0];
+        // 9 half-lives: 2/512 of a task is still shown.
+        let l = read(1000 + 9 * 1000);
+        assert!(l.dcycle > 0.0 && l.load > 0.0, "{l:?}");
+        // 150 half-lives: where 2.0e-45 came from. Zero, not tiny.
+        let l = read(1000 + 150 * 1000);
+        assert_eq!((l.dcycle, l.load), (0.0, 0.0), "{l:?}");
+        // The JSON line says 0.0.
+        let json = serde_json::to_string(&DomainStats {
+            load: l.load,
+            dcycle: l.dcycle,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(json.contains("\"load\":0.0,\"dcycle\":0.0"), "{json}");
+    }
+
+    #[test]
+    fn negligible_values_flush_to_zero() {
+        assert_eq!(flush_negligible(2.0e-45), 0.0);
+        assert_eq!(flush_negligible(-1e-7), 0.0);
+        assert_eq!(flush_negligible(0.25), 0.25);
+        assert_eq!(flush_negligible(NEGLIGIBLE), NEGLIGIBLE);
     }
 }

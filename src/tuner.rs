@@ -123,10 +123,11 @@ impl Tuner {
             .map(|d| (d.runnable - d.nr_cpus as f64).max(0.0))
             .sum();
         let now = excess / cpus.max(1) as f64;
-        let waiting = match self.waiting {
+        // Flushed: once nobody waits it would otherwise halve forever.
+        let waiting = crate::stats::flush_negligible(match self.waiting {
             Some(w) => w + SMOOTHING * (now - w),
             None => now,
-        };
+        });
         self.waiting = Some(waiting);
         Tuning {
             slice_us: self.slice_for(waiting),
@@ -212,6 +213,20 @@ mod tests {
             w = t.step(&[dom(2, 10.0, 1.0)]).waiting_per_cpu;
         }
         assert!((w - 4.0).abs() < 1e-3, "converges to the reading: {w}");
+    }
+
+    #[test]
+    fn waiting_decays_to_exactly_zero_when_the_queue_empties() {
+        let mut t = Tuner::new(cfg());
+        t.step(&[dom(2, 10.0, 1.0)]);
+        let mut out = t.step(&[dom(2, 1.0, 0.5)]);
+        assert!(out.waiting_per_cpu > 0.0);
+        // 200 idle ticks (20 s at the default interval): 4 * 2^-200 unflushed.
+        for _ in 0..200 {
+            out = t.step(&[dom(2, 1.0, 0.5)]);
+        }
+        assert_eq!(out.waiting_per_cpu, 0.0);
+        assert_eq!(out.slice_us, 20_000);
     }
 
     #[test]

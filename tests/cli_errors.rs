@@ -85,6 +85,18 @@ const CASES: &[(&[&str], &str)] = &[
         &["--max-domain-cpus", "1"],
         "--max-domain-cpus 1 is less than the 2 hardware threads of one core",
     ),
+    (
+        &["--profile", "turbo"],
+        "invalid value 'turbo' for '--profile <PROFILE>'",
+    ),
+    // A value the profile set, contradicted by one given: the message says
+    // where the value the user did not type came from.
+    (
+        &["--profile", "powersave", "--slice-max-us", "8000"],
+        "--slice-min-us 20000 (from --profile powersave) is more than --slice-max-us 8000",
+    ),
+    (&["--man", "--profile", "gaming"], "cannot be used with"),
+    (&["--completions", "tcsh"], "invalid value 'tcsh'"),
     (&["--no-such-option"], "unexpected argument"),
 ];
 

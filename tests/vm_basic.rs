@@ -3,14 +3,19 @@
 //! dispatched on every LLC domain. The scheduler runs inside a cgroup cpuset of
 //! CPUs 0-1: its domains (and a --dump-domains from the same cpuset) must still
 //! cover all 8 CPUs, and every CPU must have been busy under the load (by the
-//! guest's /proc/stat, not the scheduler's own figures). Needs a sched_ext
-//! kernel (scripts/find-kernel.sh).
+//! guest's /proc/stat, not the scheduler's own figures). Then the binary
+//! installed by scripts/install.sh must attach under every --profile, with the
+//! profile's settings and no libbpf chatter in its default log, and
+//! scripts/uninstall.sh must leave nothing. Needs a sched_ext kernel
+//! (scripts/find-kernel.sh).
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use common::{Checks, field, read};
+use scx_rebal::profile::Profile;
 
 /// The guest's online CPUs (the 2n4l shape).
 const CPUS: usize = 8;
@@ -39,6 +44,11 @@ fn vm_basic_2n4l() {
         "sched.log",
         "stats.jsonl",
         "dmesg.txt",
+        "install.log",
+        "profiles.txt",
+        "profile-auto.log",
+        "profile-gaming.log",
+        "uninstall.log",
         "vm-run.log",
     ];
 
@@ -105,6 +115,14 @@ fn vm_basic_2n4l() {
         !runs.is_empty() && runs.iter().all(|l| l.ends_with("rc: 0")),
         format!("hackbench runs: {runs:?}"),
     );
+    // -v shows libbpf's start-up messages (at debug); see check_installed
+    // for the default level, which must not.
+    c.check(
+        read(&dir.join("sched.log"))
+            .lines()
+            .any(|l| l.contains("[DEBUG] libbpf: struct_ops")),
+        "sched.log (run with -v) has no libbpf debug line: -v no longer shows libbpf's messages",
+    );
 
     common::check_dmesg(&mut c, &dir);
 
@@ -115,7 +133,59 @@ fn vm_basic_2n4l() {
         &read(&dir.join("stat-before.txt")),
         &read(&dir.join("stat-after.txt")),
     );
+    check_installed(&mut c, &dir);
     c.finish(&dir, &files);
+}
+
+/// The installed binary under each profile, started without -v.
+fn check_installed(c: &mut Checks, dir: &Path) {
+    let install = read(&dir.join("install.log"));
+    c.check(
+        field(&install, "install_rc").as_deref() == Some("0")
+            && install.contains("installed  /usr/local/bin/scx_rebal"),
+        "install.log: scripts/install.sh failed or did not install the binary",
+    );
+    let profiles = read(&dir.join("profiles.txt"));
+    for p in Profile::ALL {
+        let name = p.name();
+        c.check(
+            field(&profiles, &format!("{name}_state")).as_deref() == Some("enabled")
+                && field(&profiles, &format!("{name}_ops")).as_deref() == Some("rebal"),
+            format!("profiles.txt: the installed binary did not attach with --profile {name}"),
+        );
+        c.check(
+            field(&profiles, &format!("{name}_exit")).as_deref() == Some("0"),
+            format!("profiles.txt: --profile {name} did not exit with status 0"),
+        );
+        let log = read(&dir.join(format!("profile-{name}.log")));
+        let want = format!("profile {name}: {}", p.settings().as_flags());
+        c.check(
+            log.contains(&want),
+            format!("profile-{name}.log lacks the settings line `{want}`"),
+        );
+        c.check(
+            log.contains("scx_rebal attached") && log.contains("stopped at --run-for"),
+            format!("profile-{name}.log: no attach, or not stopped by --run-for"),
+        );
+        // The quiet start: no libbpf or scx_utils chatter by default.
+        for l in log.lines() {
+            if l.contains("libbpf") || l.contains("kernel features") {
+                c.0.push(format!(
+                    "profile-{name}.log: chatter in the default log: {l}"
+                ));
+            }
+        }
+        c.check(
+            !log.contains("\n\n"),
+            format!("profile-{name}.log has blank lines"),
+        );
+    }
+    let uninstall = read(&dir.join("uninstall.log"));
+    c.check(
+        field(&uninstall, "uninstall_rc").as_deref() == Some("0")
+            && field(&uninstall, "left_behind").as_deref() == Some("0"),
+        "uninstall.log: scripts/uninstall.sh failed or left files in the DESTDIR",
+    );
 }
 
 /// The last stats line must list the 4 LLC domains of 2n4l, each with dispatches.

@@ -4,6 +4,8 @@
 # The scheduler (and a --dump-domains) run inside a cgroup-v2 cpuset of CPUs 0-1
 # only, as a daemon started from a restricted service would: its domains, and so
 # the scheduling, must still cover all 8 CPUs (per-CPU busy time from /proc/stat).
+# Then it installs the binary with scripts/install.sh and starts the installed
+# binary under each --profile for 4 s.
 # Usage: basic.sh SCHED_BINARY OUTDIR   (OUTDIR must be a --rwdir of the VM)
 set -u
 # shellcheck source=tests/vm/lib.sh
@@ -80,6 +82,31 @@ echo "exit_status: $?" >"$out/after_stop.txt"
 kill "$watchdog" 2>/dev/null
 wait_for_state disabled 30
 record "$out/after_stop.txt" state scx_state
+
+# The install path: scripts/install.sh into a DESTDIR on /tmp, then the
+# *installed* binary under each profile for a few seconds, at the default log
+# level (no -v, unlike the run above): the host checks it attached, and that
+# its stderr has no libbpf line. Then scripts/uninstall.sh.
+repo=$(realpath "$(dirname "$0")/../..")
+dest=/tmp/scx_rebal-destdir
+log "installing into $dest"
+bash "$repo/scripts/install.sh" --bin "$sched" --no-systemctl "DESTDIR=$dest" >"$out/install.log" 2>&1
+echo "install_rc: $?" >>"$out/install.log"
+installed=$dest/usr/local/bin/scx_rebal
+for p in auto gaming lowlatency powersave server; do
+    log "installed binary, --profile $p"
+    "$installed" --profile "$p" --run-for 4 >"$out/profile-$p.log" 2>&1 &
+    ppid=$!
+    wait_for_state enabled 60
+    record "$out/profiles.txt" "${p}_state" scx_state
+    record "$out/profiles.txt" "${p}_ops" cat /sys/kernel/sched_ext/root/ops
+    wait "$ppid"
+    echo "${p}_exit: $?" >>"$out/profiles.txt"
+    wait_for_state disabled 30
+done
+bash "$repo/scripts/uninstall.sh" --no-systemctl "DESTDIR=$dest" >"$out/uninstall.log" 2>&1
+echo "uninstall_rc: $?" >>"$out/uninstall.log"
+echo "left_behind: $(find "$dest" -mindepth 1 | wc -l)" >>"$out/uninstall.log"
 
 dmesg >"$out/dmesg.txt"
 log "done"
