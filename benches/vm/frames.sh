@@ -1,14 +1,18 @@
 #!/bin/sh
 # A workload for scripts/bench-vm: a game's frame loop under background CPU
 # load, with rt-app. Each 16.7 ms period (60 fps) a "game" thread computes
-# and hands the frame to a "render" thread, which computes and
-# hands it back; the frame is late when the two together end after the
+# and hands the frame to a "render" thread, which computes and hands it
+# back; the frame is late when the two together end after the
 # period. Two CPU hogs per CPU play the background (a build, a download, a
 # stream encoder). Work is counted in rt-app's calibrated loops, measured
 # on this machine under this scheduler with no load, just before; 1 ms of
 # it each, because under TCG every vCPU shares one host thread, so with
 # the others busy a loop takes twice as long as when it was calibrated
 # (3 ms each overloaded the 2-vCPU guest: EEVDF made 68 frames in 10 s).
+# The hand-offs are rt-app barriers, which count who has arrived: its
+# suspend/resume pair is a bare condition signal, lost whenever render had
+# not reached its suspend yet, and both threads then waited for each other
+# until the end (one frame logged in a whole run).
 # Prints "metric NAME VALUE" lines (benches/vm/summary.py):
 #   frames_missed_pct   share of periods whose frame ended after its deadline (lower is better)
 #   frames_slack_p1_us  the 1st percentile of slack: how late the worst frames were (higher is better)
@@ -39,10 +43,10 @@ cat >game.json <<EOF
 {
   "tasks": {
     "game": { "loop": -1, "phases": { "frame": {
-        "run": 1000, "resume": "render", "suspend": "game",
+        "run": 1000, "barrier": "to_render", "barrier": "rendered",
         "timer": { "ref": "vsync", "period": 16667 } } } },
     "render": { "loop": -1, "phases": { "draw": {
-        "suspend": "render", "run": 1000, "resume": "game" } } }
+        "barrier": "to_render", "run": 1000, "barrier": "rendered" } } }
   },
   "global": { "duration": $secs, "calibration": $pload, "default_policy": "SCHED_OTHER",
               "log_size": 4, "logdir": "$dir", "log_basename": "game",
