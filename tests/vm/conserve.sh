@@ -11,7 +11,8 @@
 #                  renewing its slice; the tuner must see every domain busy
 # Each phase writes NAME.cpu0/NAME.cpu1 (per-CPU "cpuN busy idle" jiffies
 # over the measured window), NAME.hogs0/NAME.hogs1 ("pid utime+stime"
-# ticks) and, under scx_rebal, NAME.stats.jsonl.
+# ticks), NAME.up0/NAME.up1 (/proc/uptime: the window's length) and, under
+# scx_rebal, NAME.stats.jsonl.
 # Usage: conserve.sh SCHED_BINARY OUTDIR
 set -u
 # shellcheck source=tests/vm/lib.sh
@@ -51,9 +52,11 @@ phase() {
         for p in $pids; do taskset -pc "$online" "$p" >/dev/null; done
     fi
     sleep 4
+    cut -d' ' -f1 /proc/uptime >"$out/$name.up0"
     cpu_times >"$out/$name.cpu0"
     hog_times "$pids" >"$out/$name.hogs0"
     sleep 15
+    cut -d' ' -f1 /proc/uptime >"$out/$name.up1"
     cpu_times >"$out/$name.cpu1"
     hog_times "$pids" >"$out/$name.hogs1"
     [ -n "$spid" ] && record "$out/$name.state.txt" loaded scx_state
