@@ -13,12 +13,9 @@
 set -u
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
-mkdir -p "$2"
-sched=$(realpath -m "$1") out=$(realpath "$2")
-cd /tmp || exit 1
+guest_setup "$1" "$2"
 online=$(cat /sys/devices/system/cpu/online)
-# dump-domains prints domain 0 first; its cpu list is the first "cpus" array.
-dom0=$("$sched" --dump-domains | awk -F'"cpus":\\[' '{split($2, a, "]"); print a[1]}')
+dom0=$(dom0_cpus "$sched")
 echo "online: $online dom0: $dom0" >"$out/setup.txt"
 
 phase() {

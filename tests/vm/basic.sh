@@ -10,11 +10,7 @@
 set -u
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
-mkdir -p "$2"
-sched=$(realpath -m "$1") out=$(realpath "$2")
-# The guest's root (and so the host cwd) is read-only; /tmp is a writable tmpfs,
-# and stress-ng refuses to start without a writable temp dir.
-cd /tmp || exit 1
+guest_setup "$1" "$2"
 
 record "$out/before.txt" state scx_state
 

@@ -17,11 +17,9 @@
 set -u
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
-mkdir -p "$2"
-sched=$(realpath -m "$1") out=$(realpath "$2")
-cd /tmp || exit 1
+guest_setup "$1" "$2"
 online=$(cat /sys/devices/system/cpu/online)
-dom0=$("$sched" --dump-domains | awk -F'"cpus":\\[' '{split($2, a, "]"); print a[1]}')
+dom0=$(dom0_cpus "$sched")
 
 cpu_times() { awk '$1 ~ /^cpu[0-9]/ { print $1, $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
 hog_times() { for _p in $1; do echo "$_p $(sed 's/.*) //' "/proc/$_p/stat" | awk '{ print $12 + $13 }')"; done; }

@@ -12,9 +12,8 @@
 set -u
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
-mkdir -p "$2"
-sched=$(realpath -m "$1") out=$(realpath "$2") cycles=$3 soak=$4
-cd /tmp || exit 1
+guest_setup "$1" "$2"
+cycles=$3 soak=$4
 res=$out/faults.txt
 : >"$res"
 

@@ -3,6 +3,16 @@
 
 SCX_STATE=/sys/kernel/sched_ext/state
 
+# guest_setup SCHED_BINARY OUTDIR: the start of every guest script: sets
+# $sched and $out to absolute paths (OUTDIR made if missing) and moves to
+# /tmp, the guest's writable directory (the host's files, the cwd
+# included, are read-only there, and stress-ng aborts in a read-only cwd).
+guest_setup() {
+    mkdir -p "$2"
+    sched=$(realpath -m "$1") out=$(realpath "$2")
+    cd /tmp || exit 1
+}
+
 # Prints the sched_ext state (enabled, disabled, enabling, ...) or "missing".
 scx_state() { cat "$SCX_STATE" 2>/dev/null || echo missing; }
 
@@ -78,4 +88,11 @@ ticks_check() {
 # from /proc/stat), and total jiffies, as "BUSY TOTAL".
 busy_ticks() {
     awk '$1 == "cpu" { b = $2 + $3 + $4 + $7 + $8; print b, b + $5 + $6 + $9 }' /proc/stat
+}
+
+# dom0_cpus SCHED_BINARY: the CPU list of domain 0 as the scheduler would
+# build it (--dump-domains prints domain 0 first; its list is the first
+# "cpus" array).
+dom0_cpus() {
+    "$1" --dump-domains | awk -F'"cpus":\\[' '{split($2, a, "]"); print a[1]}'
 }

@@ -5,9 +5,7 @@
 set -u
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
-mkdir -p "$2"
-sched=$(realpath -m "$1") out=$(realpath "$2")
-cd /tmp || exit 1
+guest_setup "$1" "$2"
 
 # The hogs run as "hog" (a link to sh), so that the kernel's tracepoints
 # tell them from every other sh.

@@ -15,9 +15,7 @@
 # Usage: stats.sh SCHED_BINARY OUTDIR
 set -u
 . "$(dirname "$0")/lib.sh"
-mkdir -p "$2"
-sched=$(realpath -m "$1") out=$(realpath "$2")
-cd /tmp || exit 1
+guest_setup "$1" "$2"
 sock=/var/run/scx/root/stats
 rm -f "$sock"
 
