@@ -137,17 +137,15 @@ static bool greedy_marks_equal(void)
  * Wake an idle CPU that can take work just queued in @taskc's home: one of
  * the domain first, then one of a lightly used domain nearby, which finds the
  * work by stealing in dispatch; @greedy allows the latter. If select_cpu
- * searched the domain for this very wakeup a moment ago and found nothing,
- * the search is not repeated (nor the greedy one, when the marks for
- * direct placement and for kicks are the same).
+ * searched the domain for this very wakeup a moment ago and found nothing
+ * (@searched), the search is not repeated (nor the greedy one, when the
+ * marks for direct placement and for kicks are the same).
  */
-static bool kick_idle(struct task_ctx *taskc, bool greedy)
+static bool kick_idle(struct task_ctx *taskc, bool greedy, bool searched)
 {
 	const struct cpumask *mask = cast_mask(taskc->mask);
-	bool searched = taskc->searched_idle;
 	s32 cpu = -1;
 
-	taskc->searched_idle = false;
 	if (mask && !searched)
 		cpu = scx_bpf_pick_idle_cpu(mask, 0);
 	if (cpu < 0 && greedy && !(searched && greedy_marks_equal())) {

@@ -133,6 +133,7 @@ void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 	struct task_ctx *taskc = lookup_task_ctx(p);
 	u64 dl = 0, slice = slice_ns, now;
 	s32 cpu, this_cpu = bpf_get_smp_processor_id();
+	bool searched;
 	u32 dom;
 
 	if (!taskc) {
@@ -145,6 +146,9 @@ void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 	dom = taskc->dom;
 	cpu = scx_bpf_task_cpu(p);
 	now = now_ns();
+	/* select_cpu's finding holds for this wakeup only: taken once, here. */
+	searched = taskc->searched_idle && (enq_flags & SCX_ENQ_WAKEUP);
+	taskc->searched_idle = false;
 
 	/*
 	 * A task that may run on one CPU only goes to that CPU's local queue.
@@ -200,12 +204,12 @@ void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 	 * given each its share).
 	 */
 	if (scx_bpf_task_running(p) && cpu_to_dom(this_cpu) == dom) {
-		kick_idle(taskc, false);
+		kick_idle(taskc, false, false);
 		return;
 	}
 	/* Another CPU: an idle one of the domain or a lightly used one
 	 * nearby, else preempt the one select_cpu chose, by IPI. */
-	if (!kick_idle(taskc, true) && (enq_flags & SCX_ENQ_WAKEUP) &&
+	if (!kick_idle(taskc, true, searched) && (enq_flags & SCX_ENQ_WAKEUP) &&
 	    should_preempt(cpu, dom, dl))
 		scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
 }
