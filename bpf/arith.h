@@ -55,38 +55,56 @@ REBAL_ARITH_FN u64 rebal_exp2_neg_16th(u32 i)
 }
 
 /*
- * 2^(-dt / half_life) in DCYCLE fixed point (DCYCLE_ONE = 1): what is left
- * of a running average after @dt. Whole half-lives are a shift; inside a
- * half-life, linear interpolation between the sixteenths of the table.
- * Interpolation, not a first-order term on each sixteenth: it is within
- * 0.03% of exact, continuous, and never rises as @dt grows (1 - y ln 2
- * undershoots, and jumped up by 0.1% at every sixteenth). Short steps
- * decay too: updates come every few ms, far below 1/16 of a half-life.
+ * 2^58 / @half_life, rounded up: what rebal_decay() multiplies by instead
+ * of dividing by the half-life (a division per update, in every load
+ * update of the hot path, is what this saves). Rounded up so that whole
+ * half-lives come out exact. Computed once per load, by the daemon.
  */
-REBAL_ARITH_FN u64 rebal_decay(u64 dt, u64 half_life)
+REBAL_ARITH_FN u64 rebal_decay_recip(u64 half_life)
 {
 	u64 hl = half_life ? half_life : 1;
-	u64 halves = dt / hl;
-	/* Position inside the half-life in 1/65536ths; dt % hl < hl < 2^47. */
-	u64 x = ((dt % hl) << 16) / hl;
-	u32 i = (u32)(x >> 12);
-	u64 hi = rebal_exp2_neg_16th(i), lo = rebal_exp2_neg_16th(i + 1);
 
+	return ((1ULL << 58) + hl - 1) / hl;
+}
+
+/*
+ * 2^(-dt / half_life) in DCYCLE fixed point (DCYCLE_ONE = 1): what is left
+ * of a running average after @dt; @recip is rebal_decay_recip(half_life).
+ * Whole half-lives are a shift; inside a half-life, linear interpolation
+ * between the sixteenths of the table. Interpolation, not a first-order
+ * term on each sixteenth: it is within 0.03% of exact, continuous, and
+ * never rises as @dt grows (1 - y ln 2 undershoots, and jumped up by 0.1%
+ * at every sixteenth). Short steps decay too: updates come every few ms,
+ * far below 1/16 of a half-life.
+ */
+REBAL_ARITH_FN u64 rebal_decay(u64 dt, u64 half_life, u64 recip)
+{
+	u64 hl = half_life ? half_life : 1, pos, x, hi, lo;
+	u32 halves, i;
+
+	if ((dt >> 5) >= hl)
+		return 0;	/* 32 half-lives or more */
+	/* dt / hl in 16.16 fixed point. dt < 32 hl and recip <= 2^58 / hl + 1,
+	 * so the product stays below 2^63 + 32 hl: no overflow. */
+	pos = (dt * recip) >> 42;
+	halves = (u32)(pos >> 16);
+	x = pos & 0xffff;
+	i = (u32)(x >> 12);
+	hi = rebal_exp2_neg_16th(i);
+	lo = rebal_exp2_neg_16th(i + 1);
 	if (halves >= 32)
 		return 0;
 	return (hi - (((hi - lo) * (x & 4095)) >> 12)) >> halves;
 }
 
 /*
- * A running average @avg (any fixed point) decayed for @dt towards
- * @target, the value it has been fed all along: the average of a signal
- * that was @target during @dt.
+ * A running average @avg (any fixed point) after a stretch during which it
+ * was fed @target, @keep (a rebal_decay() factor) being what is left of the
+ * old value: the average of a signal that was @target meanwhile.
  */
-REBAL_ARITH_FN s64 rebal_decay_towards(s64 avg, s64 target, u64 dt, u64 half_life)
+REBAL_ARITH_FN s64 rebal_decay_apply(s64 avg, s64 target, u64 keep)
 {
-	s64 keep = (s64)rebal_decay(dt, half_life);
-
-	return target + (((avg - target) * keep) >> DCYCLE_SHIFT);
+	return target + (((avg - target) * (s64)keep) >> DCYCLE_SHIFT);
 }
 
 /*

@@ -99,14 +99,14 @@ static u32 lat_level(struct task_ctx *taskc, u64 now)
 }
 
 /* The deadline of @p at @vtime, its run term judged on @burst (what it has
- * run since its last hand-off) and its average. *@hog: the run term hit
- * the cap. */
+ * run since its last hand-off) and its average, shortened by @level.
+ * *@hog: the run term hit the cap. */
 static __always_inline u64 task_deadline(struct task_struct *p, struct task_ctx *taskc, u64 vtime,
-					 u64 burst, u64 now, int *hog)
+					 u64 burst, u32 level, int *hog)
 {
 	u64 run = burst > taskc->avg_runtime ? burst : taskc->avg_runtime;
 
-	return vtime + rebal_run_term(run, task_weight(p), lat_level(taskc, now), hog);
+	return vtime + rebal_run_term(run, task_weight(p), level, hog);
 }
 
 /*
@@ -133,8 +133,10 @@ static void note_running_dl(struct task_struct *p, struct task_ctx *taskc, s32 c
 		*run_dl = 0;
 		return;
 	}
+	/* The level as of its last enqueue: a hog that keeps its CPU neither
+	 * blocks nor, much, wakes others, so it has not moved since. */
 	dl = task_deadline(p, taskc, taskc->vtime + ran * WEIGHT_NICE0 / task_weight(p),
-			   burst, now, &hog);
+			   burst, taskc->lat_level, &hog);
 	*run_dl = dl;
 }
 
@@ -183,7 +185,8 @@ static u64 place_vtime(struct task_struct *p, struct task_ctx *taskc, u32 dom, u
 	if (time_before(vtime, floor))
 		vtime = floor;
 	taskc->vtime = vtime;
-	vtime = task_deadline(p, taskc, vtime, taskc->burst, now, &hog);
+	taskc->lat_level = lat_level(taskc, now);
+	vtime = task_deadline(p, taskc, vtime, taskc->burst, taskc->lat_level, &hog);
 	if (hog)
 		stat_add(dom, DSTAT_DL_CLAMPED, 1);
 	return vtime;

@@ -16,7 +16,7 @@
  * was runnable during it iff taskc->runnable. */
 static void dcycle_update(struct task_ctx *taskc, u64 now)
 {
-	u64 keep = rebal_decay(rebal_elapsed(now, taskc->dcycle_at), load_half_life_ns);
+	u64 keep = load_decay(rebal_elapsed(now, taskc->dcycle_at));
 	u64 dc = (u64)taskc->dcycle * keep;
 
 	if (taskc->runnable)
@@ -31,18 +31,18 @@ static struct dom_load *dom_load_at(u32 dom, u64 now)
 {
 	struct pcpu_dom *s = my_slot(dom);
 	struct dom_load *l;
-	u64 dt;
+	u64 dt, keep;
 
 	if (!s)
 		return NULL;
 	l = &s->load;
 	dt = rebal_elapsed(now, l->at);
 	if (dt) {
-		l->avg = rebal_decay_towards(l->avg, l->runnable, dt, load_half_life_ns);
-		l->avg_w = rebal_decay_towards(l->avg_w, l->runnable_w, dt, load_half_life_ns);
-	}
-	if (now > l->at)
+		keep = load_decay(dt);	/* once, for both averages */
+		l->avg = rebal_decay_apply(l->avg, l->runnable, keep);
+		l->avg_w = rebal_decay_apply(l->avg_w, l->runnable_w, keep);
 		l->at = now;
+	}
 	return l;
 }
 
@@ -88,7 +88,8 @@ static void dom_load_xfer(struct task_ctx *taskc, u32 from, u32 to, u64 now)
 }
 
 /* Write @p into its domain's candidate table (at most every
- * cand_publish_ns), with its duty cycle as of @now. */
+ * cand_publish_ns), with its duty cycle brought up to @now: only then, as a
+ * task that keeps running changes nothing else that needs it. */
 static void publish_candidate(struct task_struct *p, struct task_ctx *taskc, u64 now)
 {
 	struct cand_slot *slot;
@@ -102,6 +103,8 @@ static void publish_candidate(struct task_struct *p, struct task_ctx *taskc, u64
 	if (!slot)
 		return;
 	taskc->published_at = now;
+	if (taskc->dcycle_at != now)
+		dcycle_update(taskc, now);
 
 	slot->pid = p->pid;
 	slot->dom = dom;

@@ -242,7 +242,6 @@ void BPF_STRUCT_OPS(rebal_dispatch, s32 cpu, struct task_struct *prev)
 			prev->scx.slice = slice_ns;
 			charge_run(prev, taskc, cpu, now, true);
 			dom_clock_advance(dom, taskc->vtime);
-			dcycle_update(taskc, now);
 			publish_candidate(prev, taskc, now);
 			note_running_dl(prev, taskc, cpu, now);
 			stat_add(dom, DSTAT_KEPT, 1);
@@ -300,7 +299,6 @@ void BPF_STRUCT_OPS(rebal_stopping, struct task_struct *p, bool runnable)
 	if (runnable) {
 		/* Preempted or out of slice: publish its figures now; a task
 		 * going to sleep does so in quiescent(), once. */
-		dcycle_update(taskc, now);
 		publish_candidate(p, taskc, now);
 	} else {
 		hand_off(taskc, 0, true);	/* going to sleep */

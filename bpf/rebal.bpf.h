@@ -20,6 +20,8 @@ const volatile u32 nr_doms = 1;
 const volatile u32 nr_cpu_ids = 1;
 const volatile bool smt_enabled;
 const volatile u64 load_half_life_ns = LOAD_HALF_LIFE_MS_DFL * 1000000ULL;
+/* rebal_decay_recip(load_half_life_ns), from the daemon. */
+const volatile u64 load_half_life_recip = 1;
 const volatile u64 cand_publish_ns = 10 * 1000000ULL;
 const volatile bool kick_node_greedy = true;
 const volatile bool kick_xnode_greedy;
@@ -89,6 +91,9 @@ struct task_ctx {
 	bool runnable;
 	/* select_cpu() found no idle CPU for this wakeup (see kick_idle()). */
 	bool searched_idle;
+	/* Latency level as of its last enqueue (rebal_lat_level()), which
+	 * preemption reuses rather than work it out at every switch. */
+	u32 lat_level;
 	u64 vtime;
 	/* Start of the current charge window: running(), or the last slice
 	 * renewal (charge_run()). */
@@ -202,6 +207,12 @@ static void dom_clock_advance(u32 dom, u64 vtime)
 
 	if (v && time_before(*v, vtime))
 		*v = vtime;
+}
+
+/* What is left of a load average after @dt (arith.h). */
+static u64 load_decay(u64 dt)
+{
+	return rebal_decay(dt, load_half_life_ns, load_half_life_recip);
 }
 
 /* @p's weight, never 0. */

@@ -18,17 +18,24 @@ pub fn elapsed(now: u64, then: u64) -> u64 {
     unsafe { sys::rebal_elapsed(now, then) }
 }
 
+/// The reciprocal of a half-life that [`decay`]'s C twin multiplies by
+/// (BPF gets it computed once, at load).
+pub fn decay_recip(half_life: u64) -> u64 {
+    // SAFETY: a pure function of its integer arguments.
+    unsafe { sys::rebal_decay_recip(half_life) }
+}
+
 /// 2^(-dt / half_life) in DCYCLE fixed point (`DCYCLE_ONE` = 1).
 pub fn decay(dt: u64, half_life: u64) -> u64 {
     // SAFETY: a pure function of its integer arguments.
-    unsafe { sys::rebal_decay(dt, half_life) }
+    unsafe { sys::rebal_decay(dt, half_life, decay_recip(half_life)) }
 }
 
 /// A running average `avg` decayed for `dt` towards `target`, the value
 /// it was fed meanwhile (both in any fixed point).
 pub fn decay_towards(avg: i64, target: i64, dt: u64, half_life: u64) -> i64 {
     // SAFETY: a pure function of its integer arguments.
-    unsafe { sys::rebal_decay_towards(avg, target, dt, half_life) }
+    unsafe { sys::rebal_decay_apply(avg, target, decay(dt, half_life)) }
 }
 
 /// The multiplier 2^(-dt / half_life) as a float, from [`decay`].
@@ -96,11 +103,10 @@ mod tests {
     }
 
     proptest! {
-        /// Within 0.05% of exact over the range the
-        /// scheduler uses (steps of ns to minutes, half-lives of 10 ms to
-        /// a minute).
+        /// Within 0.05% of exact over the range the options allow (steps of
+        /// ns to hours, half-lives of 1 ms to a day: --load-half-life).
         #[test]
-        fn decay_is_close_to_exact(dt in 0u64..120_000 * MS, hl in 10 * MS..60_000 * MS) {
+        fn decay_is_close_to_exact(dt in 0u64..3_600_000 * MS, hl in MS..86_400_000 * MS) {
             let exact = 0.5f64.powf(dt as f64 / hl as f64);
             let got = decay_f64(dt, hl);
             prop_assert!((got - exact).abs() < 0.0005, "dt {dt} hl {hl}: {got} vs {exact}");

@@ -211,6 +211,7 @@ impl<'a> Scheduler<'a> {
         rodata.nr_cpu_ids = nr_cpu_ids as u32;
         rodata.smt_enabled = domains.smt;
         rodata.load_half_life_ns = cfg.load_half_life_ns;
+        rodata.load_half_life_recip = crate::arith::decay_recip(cfg.load_half_life_ns);
         rodata.kick_node_greedy = cfg.kick_node_greedy;
         rodata.kick_xnode_greedy = cfg.kick_xnode_greedy;
         rodata.direct_node_greedy = cfg.direct_node_greedy;
