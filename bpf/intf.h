@@ -45,6 +45,11 @@
  *                             when idle. The daemon adds now - cpu_busy_at
  *                             to the counter, so a task that keeps its CPU
  *                             for seconds is seen busy at every reading.
+ *   cpu_charge_seq[cpu]       count, odd while BPF moves a run from
+ *                             cpu_busy_at into DSTAT_RUN_NS (charge_run):
+ *                             the daemon reads the two again when it
+ *                             changed, or it would count that run twice or
+ *                             not at all in one tuner tick
  *   dom_queued[dom]           tasks queued on each domain's DSQ, as of the
  *                             last run of the `read_queues` syscall program
  *                             (the daemon runs it when it samples)

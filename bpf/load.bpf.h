@@ -136,14 +136,27 @@ static u64 charge_run(struct task_struct *p, struct task_ctx *taskc, s32 cpu, u6
 {
 	u64 used = rebal_elapsed(now, taskc->running_at);
 	u64 *busy = MEMBER_VPTR(cpu_busy_at, [cpu]);
+	u32 *seq = MEMBER_VPTR(cpu_charge_seq, [cpu]);
 
 	taskc->vtime += used * WEIGHT_NICE0 / task_weight(p);
 	taskc->burst = burst_now(taskc, used);
 	taskc->burst_skip = 0;
 	taskc->running_at = now;
+	/*
+	 * The counter and the window start change together for the daemon:
+	 * a sequence count around them, odd in between (a seqlock with one
+	 * writer, this CPU). x86 keeps stores in order; the barriers keep
+	 * the compiler from moving them.
+	 */
+	if (seq)
+		WRITE_ONCE(*seq, *seq + 1);
+	barrier();
 	stat_add(cpu_to_dom(cpu), DSTAT_RUN_NS, used);
 	if (busy)
-		*busy = still_running ? now : 0;
+		WRITE_ONCE(*busy, still_running ? now : 0);
+	barrier();
+	if (seq)
+		WRITE_ONCE(*seq, *seq + 1);
 	return used;
 }
 

@@ -15,6 +15,11 @@
 #include "intf.h"
 #include "arith.h"
 
+/* A compiler barrier: the compiler keeps memory accesses on their side. */
+#ifndef barrier
+#define barrier() asm volatile("" ::: "memory")
+#endif
+
 /* Set by the daemon before load (intf.h says what each is). */
 const volatile u32 nr_doms = 1;
 const volatile u32 nr_cpu_ids = 1;
@@ -49,6 +54,7 @@ s32 migrations_pending;
 /* Written by BPF, read by the daemon through the mmapped .bss. */
 struct cand_slot cands[MAX_DOMS][NR_CANDS_PER_DOM];
 u64 cpu_busy_at[MAX_CPUS];
+u32 cpu_charge_seq[MAX_CPUS];
 u32 dom_queued[MAX_DOMS];
 
 /* BPF only. Each domain's virtual clock: the largest vtime that started

@@ -11,6 +11,7 @@ use std::fs;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
+use std::sync::atomic::{Ordering, fence};
 
 use anyhow::{Context, Result, bail};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
@@ -312,18 +313,36 @@ impl<'a> Scheduler<'a> {
             .bss_data
             .as_ref()
             .context("BPF object has no bss")?;
-        let now = monotonic_ns();
-        let slots = self.slots.read();
+        // A CPU's run counter and the start of its uncharged run change
+        // together (charge_run in BPF, under cpu_charge_seq); read while
+        // one of them changed, a run of up to a slice would be counted
+        // twice or not at all, and a 100 ms tuner tick would see a busy
+        // domain 10-20% idle. Read again then (a few times at most: BPF
+        // holds the count odd for a few instructions).
+        let mut tries = 0;
+        let (slots, busy_at, now) = loop {
+            let before = read_live(&bss.cpu_charge_seq);
+            fence(Ordering::Acquire);
+            let slots = self.slots.read();
+            let busy_at = read_live(&bss.cpu_busy_at);
+            let now = monotonic_ns();
+            fence(Ordering::Acquire);
+            let after = read_live(&bss.cpu_charge_seq);
+            tries += 1;
+            if tries >= 8 || (before == after && before.iter().all(|s| s % 2 == 0)) {
+                break (slots, busy_at, now);
+            }
+        };
         let (doms, loads) = sum_slots(
             &slots,
             nr_doms,
-            &bss.cpu_busy_at,
+            &busy_at,
             |cpu| self.cpu_dom.get(cpu).copied().flatten(),
             now,
             self.load_half_life_ns,
         );
         Ok(Sample {
-            at: std::time::Instant::now(),
+            at_ns: now,
             doms,
             loads,
             queued: (0..nr_doms)
@@ -427,6 +446,15 @@ fn dom_bits(flags: &[bool]) -> [u64; DOMMASK_WORDS] {
 
 /// CLOCK_MONOTONIC in ns: the clock BPF stamps everything we read with
 /// (bpf_ktime_get_ns(), see bpf/intf.h).
+/// A copy of an array BPF writes in the mmapped .bss, each element read
+/// with a volatile read (the compiler may not assume it unchanged).
+fn read_live<T: Copy>(a: &[T]) -> Vec<T> {
+    // SAFETY: each element is a valid, aligned T inside the slice.
+    a.iter()
+        .map(|v| unsafe { std::ptr::read_volatile(v) })
+        .collect()
+}
+
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

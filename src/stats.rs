@@ -14,8 +14,6 @@
 //! field by field by `--help-stats` (from the `desc` attributes below), so
 //! harnesses, tests and operators all read exactly what the daemon saw.
 
-use std::time::Instant;
-
 use scx_stats::prelude::*;
 use scx_stats_derive::{Stats, stat_doc};
 use serde::{Deserialize, Serialize};
@@ -47,7 +45,9 @@ pub fn flush_negligible(x: f64) -> f64 {
 
 #[derive(Debug, Clone)]
 pub struct Sample {
-    pub at: Instant,
+    /// When it was taken (CLOCK_MONOTONIC ns): the moment the runs in
+    /// progress were counted up to, so intervals match the counters.
+    pub at_ns: u64,
     /// Counters by domain id; DSTAT_RUN_NS includes the runs in progress.
     pub doms: Vec<DomCounters>,
     /// Each domain's load averages at `at`, by domain id.
@@ -150,7 +150,7 @@ impl DomReport {
 
 /// Per-domain figures between `prev` and `cur`.
 pub fn domain_reports(domains: &Domains, prev: &Sample, cur: &Sample) -> Vec<DomReport> {
-    let dt_ns = cur.at.duration_since(prev.at).as_nanos().max(1) as f64;
+    let dt_ns = cur.at_ns.saturating_sub(prev.at_ns).max(1) as f64;
     domains
         .domains
         .iter()
@@ -180,7 +180,7 @@ pub fn domain_reports(domains: &Domains, prev: &Sample, cur: &Sample) -> Vec<Dom
 /// What the tuner needs of each domain between two samples: tasks runnable
 /// now and the share of its CPUs' time spent running them.
 pub fn tuner_readings(domains: &Domains, prev: &Sample, cur: &Sample) -> Vec<DomReading> {
-    let dt_ns = cur.at.duration_since(prev.at).as_nanos().max(1) as f64;
+    let dt_ns = cur.at_ns.saturating_sub(prev.at_ns).max(1) as f64;
     let run = bpf_intf::dom_stat_idx_DSTAT_RUN_NS as usize;
     domains
         .domains
@@ -189,6 +189,7 @@ pub fn tuner_readings(domains: &Domains, prev: &Sample, cur: &Sample) -> Vec<Dom
             let ran = |s: &Sample| s.doms.get(d.id).map_or(0, |c| c[run]);
             let nr_cpus = d.cpus.len().max(1);
             DomReading {
+                secs: dt_ns / 1e9,
                 nr_cpus,
                 runnable: cur.loads.get(d.id).map_or(0.0, |l| l.runnable),
                 util: (ran(cur).saturating_sub(ran(prev)) as f64 / dt_ns / nr_cpus as f64)
@@ -256,6 +257,12 @@ pub struct DomainStats {
     pub migrated_in: u64,
     #[stat(desc = "balancer moves that took effect, leaving the domain")]
     pub migrated_out: u64,
+    #[stat(
+        desc = "CPU-seconds of idle the tuner measured in the ticks where it marked the domain \
+                   lightly used (cumulative): each mark claims idle CPUs, which the kernel's \
+                   idle time can confirm"
+    )]
+    pub marked_idle_s: f64,
     #[stat(desc = "nanoseconds the domain's CPUs spent running tasks")]
     pub run_ns: u64,
     #[stat(desc = "deadlines clamped (a run length past the cap, or a deadline in the past)")]
@@ -281,6 +288,8 @@ impl DomainStats {
             runnable: r.runnable,
             queued: u64::from(r.queued),
             util: r.util,
+            // The tuner's, filled in by SchedStats::build.
+            marked_idle_s: 0.0,
             enqueued: r.total(dom_stat_idx_DSTAT_ENQUEUED),
             dispatched: r.total(dom_stat_idx_DSTAT_DISPATCHED),
             kept: r.total(dom_stat_idx_DSTAT_KEPT),
@@ -370,7 +379,12 @@ impl SchedStats {
         bal: &BalancerTotals,
         tuning: Option<&crate::tuner::Tuning>,
     ) -> SchedStats {
-        let domains: Vec<DomainStats> = reports.iter().map(DomainStats::from_report).collect();
+        let mut domains: Vec<DomainStats> = reports.iter().map(DomainStats::from_report).collect();
+        if let Some(t) = tuning {
+            for d in &mut domains {
+                d.marked_idle_s = t.marked_idle_s.get(d.id as usize).copied().unwrap_or(0.0);
+            }
+        }
         let sum = |f: fn(&DomainStats) -> u64| domains.iter().map(f).sum::<u64>();
         let ids = |flags: &[bool]| -> Vec<u64> {
             flags

@@ -71,6 +71,8 @@ pub struct DomReading {
     pub runnable: f64,
     /// Share of its CPUs' time spent running tasks during the tick (0..1).
     pub util: f64,
+    /// Length of the tick, in seconds.
+    pub secs: f64,
 }
 
 /// What the tuner asks the BPF side to use until the next tick.
@@ -83,6 +85,10 @@ pub struct Tuning {
     pub direct: Vec<bool>,
     /// By domain id: lightly used enough to have idle CPUs kicked.
     pub kick: Vec<bool>,
+    /// By domain id, since the tuner started: CPU-seconds of idle it
+    /// measured in the ticks where it marked the domain (either mark).
+    /// Each mark claims idle CPUs; the kernel's idle time can check it.
+    pub marked_idle_s: Vec<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +96,8 @@ pub struct Tuner {
     cfg: TunerConfig,
     /// Smoothed tasks waiting per CPU; None before the first tick.
     waiting: Option<f64>,
+    /// See [`Tuning::marked_idle_s`].
+    marked_idle_s: Vec<f64>,
 }
 
 /// Weight of the newest reading in the smoothed waiting count: about three
@@ -98,7 +106,11 @@ const SMOOTHING: f64 = 0.5;
 
 impl Tuner {
     pub fn new(cfg: TunerConfig) -> Tuner {
-        Tuner { cfg, waiting: None }
+        Tuner {
+            cfg,
+            waiting: None,
+            marked_idle_s: Vec::new(),
+        }
     }
 
     pub fn config(&self) -> &TunerConfig {
@@ -129,14 +141,23 @@ impl Tuner {
             None => now,
         });
         self.waiting = Some(waiting);
+        let direct: Vec<bool> = doms
+            .iter()
+            .map(|d| d.util < self.cfg.direct_under)
+            .collect();
+        let kick: Vec<bool> = doms.iter().map(|d| d.util < self.cfg.kick_under).collect();
+        self.marked_idle_s.resize(doms.len(), 0.0);
+        for (i, d) in doms.iter().enumerate() {
+            if direct[i] || kick[i] {
+                self.marked_idle_s[i] += (1.0 - d.util).max(0.0) * d.nr_cpus as f64 * d.secs;
+            }
+        }
         Tuning {
             slice_us: self.slice_for(waiting),
             waiting_per_cpu: waiting,
-            direct: doms
-                .iter()
-                .map(|d| d.util < self.cfg.direct_under)
-                .collect(),
-            kick: doms.iter().map(|d| d.util < self.cfg.kick_under).collect(),
+            direct,
+            kick,
+            marked_idle_s: self.marked_idle_s.clone(),
         }
     }
 }
@@ -150,6 +171,7 @@ mod tests {
             nr_cpus,
             runnable,
             util,
+            secs: 0.1,
         }
     }
 
@@ -227,6 +249,22 @@ mod tests {
         }
         assert_eq!(out.waiting_per_cpu, 0.0);
         assert_eq!(out.slice_us, 20_000);
+    }
+
+    #[test]
+    fn marked_idle_counts_only_marked_ticks() {
+        let mut t = Tuner::new(cfg());
+        // Busy: no mark, nothing claimed.
+        let out = t.step(&[dom(2, 2.0, 0.95), dom(4, 1.0, 0.25)]);
+        assert_eq!(out.direct, vec![false, true]);
+        assert_eq!(out.marked_idle_s[0], 0.0);
+        // 0.75 of 4 CPUs for 0.1 s.
+        assert!((out.marked_idle_s[1] - 0.3).abs() < 1e-9);
+        // Marked by the direct threshold only (0.85 is above kick's 0.8).
+        let out = t.step(&[dom(2, 2.0, 0.85), dom(4, 1.0, 1.0)]);
+        assert_eq!(out.kick, vec![false, false]);
+        assert!((out.marked_idle_s[0] - 0.03).abs() < 1e-9);
+        assert!((out.marked_idle_s[1] - 0.3).abs() < 1e-9, "cumulative");
     }
 
     #[test]

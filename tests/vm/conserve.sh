@@ -12,7 +12,8 @@
 # Each phase writes NAME.cpu0/NAME.cpu1 (per-CPU "cpuN busy idle" jiffies
 # over the measured window), NAME.hogs0/NAME.hogs1 ("pid utime+stime"
 # ticks), NAME.up0/NAME.up1 (/proc/uptime: the window's length) and, under
-# scx_rebal, NAME.stats.jsonl.
+# scx_rebal, NAME.stats.jsonl and NAME.start (/proc/uptime once the scheduler
+# is enabled: its stats' t counts from its attach, up to a 1 s poll earlier).
 # Usage: conserve.sh SCHED_BINARY OUTDIR
 set -u
 # shellcheck source=tests/vm/lib.sh
@@ -34,6 +35,7 @@ phase() {
         "$sched" --stats-json "$out/$name.stats.jsonl" --interval 1 "$@" >"$out/$name.log" 2>&1 &
         spid=$!
         wait_for_state enabled 120 || log "$name: not enabled"
+        cut -d' ' -f1 /proc/uptime >"$out/$name.start"
         record "$out/$name.state.txt" attached scx_state
     fi
     pids=""
