@@ -141,6 +141,16 @@ fn check_load_ran(c: &mut common::Checks, name: &str, w: &Window) {
     );
 }
 
+/// A domain's CPUs, from its stats object.
+fn dom_cpus(d: &serde_json::Value) -> Vec<usize> {
+    d["cpus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_u64().map(|v| v as usize))
+        .collect()
+}
+
 /// The tuner's claims of idle time (`marked_idle_s`, summed over the ticks
 /// it marked a domain lightly used) against the kernel's idle time of the
 /// domain's CPUs, between the first and the last stats line inside the
@@ -177,12 +187,7 @@ fn check_marks(c: &mut common::Checks, dir: &Path, w: &Window, lines: &[serde_js
     {
         let claimed = d1["marked_idle_s"].as_f64().unwrap_or(f64::NAN)
             - d0["marked_idle_s"].as_f64().unwrap_or(f64::NAN);
-        let cpus: Vec<usize> = d1["cpus"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_u64().map(|v| v as usize))
-            .collect();
+        let cpus = dom_cpus(d1);
         let idle: f64 = cpus
             .iter()
             .map(|c| w.idle.get(c).copied().unwrap_or(0.0) * secs)
@@ -267,12 +272,7 @@ fn no_cpu_idles_while_tasks_wait() {
         let t = l["t"].as_f64().unwrap_or(0.0);
         for d in l["domains"].as_array().into_iter().flatten() {
             let util = d["util"].as_f64().unwrap_or(-1.0);
-            let cpus: Vec<usize> = d["cpus"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_u64().map(|v| v as usize))
-                .collect();
+            let cpus = dom_cpus(d);
             let kernel = cpus
                 .iter()
                 .map(|c| steady.busy.get(c).copied().unwrap_or(0.0))
