@@ -276,7 +276,12 @@ void BPF_STRUCT_OPS(rebal_runnable, struct task_struct *p, u64 enq_flags)
 void BPF_STRUCT_OPS(rebal_running, struct task_struct *p)
 {
 	struct task_ctx *taskc = lookup_task_ctx(p);
-	s32 cpu = bpf_get_smp_processor_id();
+	/*
+	 * The task's CPU, not necessarily this one: when the scheduler is
+	 * enabled, every running task is switched over from whichever CPU
+	 * enables it (seen: 7 such calls at each start).
+	 */
+	s32 cpu = scx_bpf_task_cpu(p);
 	u64 *busy = MEMBER_VPTR(cpu_busy_at, [cpu]);
 
 	if (!taskc)
@@ -295,7 +300,7 @@ void BPF_STRUCT_OPS(rebal_stopping, struct task_struct *p, bool runnable)
 
 	if (!taskc)
 		return;
-	charge_run(p, taskc, bpf_get_smp_processor_id(), now, false);
+	charge_run(p, taskc, scx_bpf_task_cpu(p), now, false);
 	if (runnable) {
 		/* Preempted or out of slice: publish its figures now; a task
 		 * going to sleep does so in quiescent(), once. */

@@ -250,7 +250,18 @@ impl Daemon<'_> {
             let now = Instant::now();
             if now >= next_tune {
                 let cur = sched.sample()?;
-                let t = tuner.step(&stats::tuner_readings(&sched.domains, &prev_tune, &cur));
+                let readings = stats::tuner_readings(&sched.domains, &prev_tune, &cur);
+                let t = tuner.step(&readings);
+                for (i, r) in readings.iter().enumerate() {
+                    if t.direct.get(i) == Some(&true) || t.kick.get(i) == Some(&true) {
+                        log::trace!(
+                            "tuner tick ending at {:.3} s (CLOCK_MONOTONIC): domain {i} {:.0}% busy over {:.0} ms, marked lightly used",
+                            cur.at_ns as f64 / 1e9,
+                            r.util * 100.0,
+                            r.secs * 1e3
+                        );
+                    }
+                }
                 sched.apply_tuning(&t);
                 tuning = Some(t);
                 let reports = stats::domain_reports(&sched.domains, &prev_tune, &cur);

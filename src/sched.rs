@@ -322,10 +322,14 @@ impl<'a> Scheduler<'a> {
         let mut tries = 0;
         let (slots, busy_at, now) = loop {
             let before = read_live(&bss.cpu_charge_seq);
+            // The instant the snapshot is of: taken before the reads, so a
+            // run that ends while they go on (the counter then has it, or
+            // the sequence changed) is not also counted up to a later
+            // `now` (this vCPU may wait a TCG round between two reads).
+            let now = monotonic_ns();
             fence(Ordering::Acquire);
             let slots = self.slots.read();
             let busy_at = read_live(&bss.cpu_busy_at);
-            let now = monotonic_ns();
             fence(Ordering::Acquire);
             let after = read_live(&bss.cpu_charge_seq);
             tries += 1;

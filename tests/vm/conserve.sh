@@ -13,7 +13,8 @@
 # over the measured window), NAME.hogs0/NAME.hogs1 ("pid utime+stime"
 # ticks), NAME.up0/NAME.up1 (/proc/uptime: the window's length) and, under
 # scx_rebal, NAME.stats.jsonl and NAME.start (/proc/uptime once the scheduler
-# is enabled: its stats' t counts from its attach, up to a 1 s poll earlier).
+# is enabled: its stats' t counts from its attach, up to a 1 s poll earlier);
+# steady also writes steady.idle (idle_trace below).
 # Usage: conserve.sh SCHED_BINARY OUTDIR
 set -u
 # shellcheck source=tests/vm/lib.sh
@@ -25,12 +26,70 @@ dom0=$(dom0_cpus "$sched")
 cpu_times() { awk '$1 ~ /^cpu[0-9]/ { print $1, $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
 hog_times() { for _p in $1; do echo "$_p $(sed 's/.*) //' "/proc/$_p/stat" | awk '{ print $12 + $13 }')"; done; }
 
+# The kernel's idle time per CPU as the tuner counts it, from the
+# kernel's own events: a CPU runs no task from the moment its task blocks
+# (sched_ext's dequeue_task_scx on the current task, where the core calls
+# ops.stopping() early) or it switches to its idle task, to the next
+# sched_switch away. The tuner's idle runs from stopping() to the next
+# running(), which sit beside those events. /proc/stat's idle time is
+# narrower: from the idle loop's entry to the next interrupt; under TCG
+# the time around it (the search for work after a task blocks, the path
+# out of idle) can each wait a whole vCPU round (~7 ms). Summed in the
+# kernel (one line per event was lossy); every `cut` the script runs (the
+# /proc/uptime readings) prints "U <ns> <cpu> <idle ns so far>" for CPUs
+# 0-7.
+idle_trace() {
+    cat >/tmp/idle.bt <<'BT'
+kprobe:dequeue_task_scx /arg1 == (uint64)curtask/
+{
+    @blocked[cpu] = nsecs;
+}
+tracepoint:sched:sched_switch
+{
+    if (@blocked[cpu] && args->prev_state != 0) {
+        @idle[cpu] += nsecs - @blocked[cpu];
+    }
+    @blocked[cpu] = 0;
+    if (args->prev_pid == 0 && @since[cpu]) {
+        @idle[cpu] += nsecs - @since[cpu];
+        @since[cpu] = 0;
+    }
+    if (args->next_pid == 0) {
+        @since[cpu] = nsecs;
+    }
+}
+tracepoint:sched:sched_process_exec /comm == "cut"/
+{
+    $now = nsecs;
+    printf("U %lld 0 %lld\n", $now, @idle[0] + (@since[0] ? $now - @since[0] : 0));
+    printf("U %lld 1 %lld\n", $now, @idle[1] + (@since[1] ? $now - @since[1] : 0));
+    printf("U %lld 2 %lld\n", $now, @idle[2] + (@since[2] ? $now - @since[2] : 0));
+    printf("U %lld 3 %lld\n", $now, @idle[3] + (@since[3] ? $now - @since[3] : 0));
+    printf("U %lld 4 %lld\n", $now, @idle[4] + (@since[4] ? $now - @since[4] : 0));
+    printf("U %lld 5 %lld\n", $now, @idle[5] + (@since[5] ? $now - @since[5] : 0));
+    printf("U %lld 6 %lld\n", $now, @idle[6] + (@since[6] ? $now - @since[6] : 0));
+    printf("U %lld 7 %lld\n", $now, @idle[7] + (@since[7] ? $now - @since[7] : 0));
+}
+END
+{
+    clear(@idle);
+    clear(@since);
+}
+BT
+    bpftrace /tmp/idle.bt >"$1" 2>&1 &
+    tracer=$!
+    # bpftrace compiles its program first (seconds under TCG).
+    _end=$(($(date +%s) + 120))
+    until grep -q Attaching "$1" || [ "$(date +%s)" -ge "$_end" ]; do sleep 1; done
+}
+
 # phase NAME HOGS PIN SCHED_ARGS...: HOGS hogs (on domain 0's CPUs first if
 # PIN is "pin"), 4 s to settle, 15 s measured; SCHED_ARGS "-" for EEVDF.
 phase() {
     name=$1 n=$2 pin=$3
     shift 3
-    spid=""
+    spid="" tracer=""
+    [ "$name" = steady ] && idle_trace "$out/$name.idle"
     if [ "$1" != - ]; then
         "$sched" --stats-json "$out/$name.stats.jsonl" --interval 1 "$@" >"$out/$name.log" 2>&1 &
         spid=$!
@@ -59,6 +118,7 @@ phase() {
     cut -d' ' -f1 /proc/uptime >"$out/$name.up1"
     cpu_times >"$out/$name.cpu1"
     hog_times "$pids" >"$out/$name.hogs1"
+    [ -n "$tracer" ] && kill -INT "$tracer" && wait "$tracer"
     [ -n "$spid" ] && record "$out/$name.state.txt" loaded scx_state
     # shellcheck disable=SC2086 # a list of pids
     kill $pids
