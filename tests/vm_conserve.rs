@@ -21,7 +21,10 @@
 //!   wait a vCPU round (~7 ms); in CI the tuner once claimed 0.062 s where
 //!   /proc/stat saw none. The build that charged runs only when they
 //!   stopped claimed 13-35 s per domain against 0.26-0.56 s traced; this
-//!   one 0.00-0.03 s. (Not "no mark at all": the
+//!   one 0.00-0.03 s. The claims are judged in a phase of their own
+//!   (`traced`): the tracer's probes lengthen the paths they measure, and
+//!   with them on, one 1 s util reading in CI fell to 0.89. (Not "no mark
+//!   at all": the
 //!   kernel itself sees idle moments of a few ms while tasks wait, under
 //!   EEVDF too, when an idle vCPU waits for its turn under TCG; a 2-CPU
 //!   domain with 20 ms of them in one tick is rightly marked.)
@@ -167,11 +170,11 @@ fn dom_cpus(d: &serde_json::Value) -> Vec<usize> {
 /// it enabled, up to a poll (1 s) and a start of `cut` (0.5 s) later, so
 /// start + t runs up to 1.5 s ahead of the true time.
 fn check_marks(c: &mut common::Checks, dir: &Path, w: &Window, lines: &[serde_json::Value]) {
-    let Some((win, traced)) = traced_idle(&read(&dir.join("steady.idle")), w.up) else {
-        c.check(false, "steady: no idle trace for the window in steady.idle");
+    let Some((win, traced)) = traced_idle(&read(&dir.join("traced.idle")), w.up) else {
+        c.check(false, "traced: no idle trace for the window in traced.idle");
         return;
     };
-    let start = read(&dir.join("steady.start"))
+    let start = read(&dir.join("traced.start"))
         .trim()
         .parse::<f64>()
         .unwrap_or(f64::NAN);
@@ -183,13 +186,13 @@ fn check_marks(c: &mut common::Checks, dir: &Path, w: &Window, lines: &[serde_js
         })
         .collect();
     let (Some(first), Some(last)) = (inside.first(), inside.last()) else {
-        c.check(false, "steady: no stats line inside the measured window");
+        c.check(false, "traced: no stats line inside the measured window");
         return;
     };
     let span = last["t"].as_f64().unwrap_or(0.0) - first["t"].as_f64().unwrap_or(0.0);
     c.check(
         span >= 10.0,
-        format!("steady: stats lines span only {span:.1} s of the window"),
+        format!("traced: stats lines span only {span:.1} s of the window"),
     );
     let secs = w.up.1 - w.up.0;
     for (d0, d1) in first["domains"]
@@ -214,15 +217,15 @@ fn check_marks(c: &mut common::Checks, dir: &Path, w: &Window, lines: &[serde_js
         // and then; a little over one such round per CPU.
         let slack = 0.01 * cpus.len() as f64;
         eprintln!(
-            "steady: domain {}: tuner claimed {claimed:.3} s idle in {span:.1} s; \
-             the kernel {idle:.3} s by sched_switch, {stat:.3} s by /proc/stat, in {secs:.1} s",
+            "traced: domain {}: tuner claimed {claimed:.3} s idle in {span:.1} s; \
+             the kernel {idle:.3} s by its events (block or idle to switch), {stat:.3} s by /proc/stat, in {secs:.1} s",
             d1["id"]
         );
         c.check(
             claimed <= idle + slack,
             format!(
-                "steady: the tuner marked domain {} lightly used for {claimed:.3} CPU-s of idle, \
-                 the kernel's switches show {idle:.3} s (+{slack:.2} s)",
+                "traced: the tuner marked domain {} lightly used for {claimed:.3} CPU-s of idle, \
+                 the kernel's events show {idle:.3} s (+{slack:.2} s)",
                 d1["id"]
             ),
         );
@@ -286,10 +289,12 @@ fn no_cpu_idles_while_tasks_wait() {
     let eevdf = window(&dir, "visitors-eevdf");
     let visitors = window(&dir, "visitors");
     let steady = window(&dir, "steady");
+    let traced = window(&dir, "traced");
     for (name, w) in [
         ("visitors-eevdf", &eevdf),
         ("visitors", &visitors),
         ("steady", &steady),
+        ("traced", &traced),
     ] {
         check_load_ran(&mut c, name, w);
         eprintln!(
@@ -303,6 +308,7 @@ fn no_cpu_idles_while_tasks_wait() {
     }
     check_attached(&mut c, &dir, "visitors");
     check_attached(&mut c, &dir, "steady");
+    check_attached(&mut c, &dir, "traced");
     c.check(eevdf.idle.len() == 8, "expected 8 CPUs in /proc/stat");
 
     for (name, w) in [("visitors", &visitors), ("steady", &steady)] {
@@ -351,7 +357,11 @@ fn no_cpu_idles_while_tasks_wait() {
             );
         }
     }
-    check_marks(&mut c, &dir, &steady, &lines);
+    let traced_lines: Vec<serde_json::Value> = read(&dir.join("traced.stats.jsonl"))
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    check_marks(&mut c, &dir, &traced, &traced_lines);
     common::check_dmesg(&mut c, &dir);
     c.finish(
         &dir,
@@ -361,6 +371,8 @@ fn no_cpu_idles_while_tasks_wait() {
             "steady.stats.jsonl",
             "visitors.state.txt",
             "steady.state.txt",
+            "traced.stats.jsonl",
+            "traced.idle",
             "vm-run.log",
         ],
     );

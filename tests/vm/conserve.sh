@@ -9,12 +9,15 @@
 #                  stolen, and must not idle when a visitor's slice ends
 #  steady          scx_rebal with 8 hogs on 8 CPUs: every CPU keeps its hog,
 #                  renewing its slice; the tuner must see every domain busy
+#  traced          steady again, with the kernel's idle time traced (the
+#                  tracer's probes lengthen the very paths they measure, so
+#                  steady runs without them)
 # Each phase writes NAME.cpu0/NAME.cpu1 (per-CPU "cpuN busy idle" jiffies
 # over the measured window), NAME.hogs0/NAME.hogs1 ("pid utime+stime"
 # ticks), NAME.up0/NAME.up1 (/proc/uptime: the window's length) and, under
 # scx_rebal, NAME.stats.jsonl and NAME.start (/proc/uptime once the scheduler
 # is enabled: its stats' t counts from its attach, up to a 1 s poll earlier);
-# steady also writes steady.idle (idle_trace below).
+# traced also writes traced.idle (idle_trace below).
 # Usage: conserve.sh SCHED_BINARY OUTDIR
 set -u
 # shellcheck source=tests/vm/lib.sh
@@ -89,7 +92,7 @@ phase() {
     name=$1 n=$2 pin=$3
     shift 3
     spid="" tracer=""
-    [ "$name" = steady ] && idle_trace "$out/$name.idle"
+    [ "$name" = traced ] && idle_trace "$out/$name.idle"
     if [ "$1" != - ]; then
         "$sched" --stats-json "$out/$name.stats.jsonl" --interval 1 "$@" >"$out/$name.log" 2>&1 &
         spid=$!
@@ -134,5 +137,6 @@ phase() {
 phase visitors-eevdf 10 pin -
 phase visitors 10 pin --no-load-balance
 phase steady 8 free --tune-interval 0.1
+phase traced 8 free --tune-interval 0.1
 dmesg >"$out/dmesg.txt"
 log "done"
