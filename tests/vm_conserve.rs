@@ -152,6 +152,17 @@ fn check_load_ran(c: &mut common::Checks, name: &str, w: &Window) {
     );
 }
 
+/// A phase's --stats-json lines, one per interval (the whole-run summary
+/// at the end left out).
+fn interval_lines(dir: &Path, name: &str) -> Vec<serde_json::Value> {
+    let mut lines: Vec<serde_json::Value> = read(&dir.join(format!("{name}.stats.jsonl")))
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    lines.pop();
+    lines
+}
+
 /// A domain's CPUs, from its stats object.
 fn dom_cpus(d: &serde_json::Value) -> Vec<usize> {
     d["cpus"]
@@ -324,12 +335,7 @@ fn no_cpu_idles_while_tasks_wait() {
     }
 
     // The tuner's view of the steady phase against the kernel's.
-    let text = read(&dir.join("steady.stats.jsonl"));
-    let mut lines: Vec<serde_json::Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    lines.pop(); // the whole-run summary
+    let lines = interval_lines(&dir, "steady");
     let judged: Vec<&serde_json::Value> = lines
         .iter()
         .filter(|l| l["t"].as_f64().is_some_and(|t| t >= 6.0))
@@ -357,10 +363,7 @@ fn no_cpu_idles_while_tasks_wait() {
             );
         }
     }
-    let traced_lines: Vec<serde_json::Value> = read(&dir.join("traced.stats.jsonl"))
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let traced_lines = interval_lines(&dir, "traced");
     check_marks(&mut c, &dir, &traced, &traced_lines);
     common::check_dmesg(&mut c, &dir);
     c.finish(
