@@ -51,6 +51,12 @@
 //! (skipping tasks whose affinity forbids the destination or that already
 //! moved), not by a scan of every task.
 //!
+//! When no single task fits a pair inside a node because every one is too
+//! heavy (CPU hogs beside a domain whose surplus is small tasks), a *swap*
+//! sends a heavy task one way and a light one back; it changes the pair
+//! like a move of their difference and is judged as one, and it must leave
+//! the pair within the threshold, so it is a pair's last step.
+//!
 //! A move is only accepted when it strictly shrinks the pair's gap and
 //! neither side ends beyond the other's old value (so no per-CPU load leaves
 //! the old `[min, max]` range and the machine's spread can never grow), and
@@ -638,6 +644,15 @@ impl Pair {
             .min(self.dst_cap * g)
     }
 
+    /// Whether moving `x` leaves the pair within `threshold` of each other
+    /// (the busier at most `1 + threshold` times the other per CPU), so that
+    /// nothing is left for the pair to do.
+    fn evens_out(&self, x: f64, threshold: f64) -> bool {
+        let new_s = (self.src_load - x).max(0.0) / self.src_cap;
+        let new_d = (self.dst_load + x) / self.dst_cap;
+        new_s.max(new_d) <= new_s.min(new_d) * (1.0 + threshold.max(0.0))
+    }
+
     /// Exact check of a move of load `x`, with the same arithmetic
     /// [`Plan::apply`] uses.
     fn accepts(&self, x: f64, max_overshoot: f64) -> bool {
@@ -653,6 +668,37 @@ impl Pair {
             && new_d <= s
             && new_gap.abs() < g * (1.0 - REL_EPS)
             && -new_gap <= max_overshoot * g
+    }
+}
+
+/// The first entry of `sorted` (loads ascending, with task indices), taken
+/// nearest `target` first, for which `ok(load, index)` holds: a walk
+/// outwards from the target that always takes the nearer side next, so the
+/// first eligible task is the best fit.
+fn nearest_first(
+    sorted: &[(OrderedFloat<f64>, usize)],
+    target: f64,
+    mut ok: impl FnMut(f64, usize) -> bool,
+) -> Option<usize> {
+    let mid = sorted.partition_point(|e| e.0.0 < target);
+    let (mut down, mut up) = (mid, mid);
+    loop {
+        let take_up = match (down > 0, up < sorted.len()) {
+            (false, false) => return None,
+            (true, false) => false,
+            (false, true) => true,
+            (true, true) => sorted[up].0.0 - target <= target - sorted[down - 1].0.0,
+        };
+        let (load, idx) = if take_up {
+            up += 1;
+            sorted[up - 1]
+        } else {
+            down -= 1;
+            sorted[down]
+        };
+        if ok(load.0, idx) {
+            return Some(idx);
+        }
     }
 }
 
@@ -923,30 +969,38 @@ impl<'a> Pass<'a> {
                         .min(avg * self.dom_cap[d] - self.dom_load[d]);
                     let hi = pair.max_load(self.max_overshoot);
                     let mo = self.max_overshoot;
-                    match self.pick(s, d, target, hi, |x| pair.accepts(x, mo)) {
-                        Some(idx) => {
-                            let reason = Reason::IntraNode {
-                                node,
-                                imbalance: Imbalance {
-                                    src_load_pc: s_pc,
-                                    dst_load_pc: d_pc,
-                                    avg_load_pc: avg,
-                                },
-                            };
-                            self.commit(s, d, idx, reason);
-                            done = true;
-                            break 'search;
-                        }
-                        None => {
-                            failed.insert((s, d));
-                        }
+                    let threshold = self.cfg.intra_node_threshold;
+                    let reason = Reason::IntraNode {
+                        node,
+                        imbalance: Imbalance {
+                            src_load_pc: s_pc,
+                            dst_load_pc: d_pc,
+                            avg_load_pc: avg,
+                        },
+                    };
+                    if let Some(idx) = self.pick(s, d, target, hi, |x| pair.accepts(x, mo)) {
+                        self.commit(s, d, idx, reason);
+                        nr_moves += 1;
+                        done = true;
+                        break 'search;
                     }
+                    if nr_moves + 2 <= self.cfg.max_moves_per_round
+                        && let Some((a, b)) = self.pick_swap(s, d, target, hi, |x| {
+                            pair.accepts(x, mo) && pair.evens_out(x, threshold)
+                        })
+                    {
+                        self.commit(s, d, a, reason);
+                        self.commit(d, s, b, reason);
+                        nr_moves += 2;
+                        done = true;
+                        break 'search;
+                    }
+                    failed.insert((s, d));
                 }
             }
             if !done {
                 break;
             }
-            nr_moves += 1;
         }
     }
 
@@ -961,64 +1015,138 @@ impl<'a> Pass<'a> {
         hi: f64,
         accepts: impl Fn(f64) -> bool,
     ) -> Option<usize> {
-        let lo = if self.cfg.min_task_load.is_finite() {
-            self.cfg.min_task_load.max(f64::MIN_POSITIVE)
-        } else {
-            f64::MIN_POSITIVE
-        };
+        let lo = self.min_load();
         if lo.is_nan() || hi.is_nan() || lo > hi {
             return None;
         }
         let target = if target.is_finite() { target } else { lo };
         let target = target.clamp(lo, hi);
-        let tasks = &self.snap.doms[src].tasks;
-        let index = self.index[src].get_or_insert_with(|| DomIndex::new(tasks, src));
-        if !index.reach.contains(dst) {
+        if !self.reaches(src, dst) {
             return None;
         }
-        let sorted: &[(OrderedFloat<f64>, usize)] = index.by_load.get_or_insert_with(|| {
-            SortedVec::from_unsorted(
-                tasks
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, t)| task_ok(t, src).is_ok())
-                    .map(|(i, t)| (OrderedFloat(t.load), i))
-                    .collect(),
-            )
-        });
+        self.sorted(src);
+        let tasks = &self.snap.doms[src].tasks;
+        let index = self.index[src].as_mut()?;
+        let sorted: &[(OrderedFloat<f64>, usize)] = index.by_load.as_ref()?;
         let start = sorted.partition_point(|e| e.0.0 < lo);
         let end = sorted.partition_point(|e| e.0.0 <= hi);
         if start >= end {
             return None;
         }
-        let mid = sorted[start..end].partition_point(|e| e.0.0 < target) + start;
-        // Walk outwards from the target, always taking the nearer side next,
-        // so the first eligible task is the best fit.
-        let (mut down, mut up) = (mid, mid);
-        loop {
-            let take_up = match (down > start, up < end) {
-                (false, false) => return None,
-                (true, false) => false,
-                (false, true) => true,
-                (true, true) => sorted[up].0.0 - target <= target - sorted[down - 1].0.0,
-            };
-            let (load, idx) = if take_up {
-                up += 1;
-                sorted[up - 1]
-            } else {
-                down -= 1;
-                sorted[down]
-            };
+        let moved = &self.moved_pids;
+        let taken = &index.taken;
+        let idx = nearest_first(&sorted[start..end], target, |load, idx| {
             let task = &tasks[idx];
-            if !index.taken[idx]
-                && task.allowed.contains(dst)
-                && !self.moved_pids.contains(&task.pid)
-                && accepts(load.0)
-            {
-                index.taken[idx] = true;
-                return Some(idx);
+            !taken[idx] && task.allowed.contains(dst) && !moved.contains(&task.pid) && accepts(load)
+        })?;
+        index.taken[idx] = true;
+        Some(idx)
+    }
+
+    /// The lightest movable load: `min_task_load`, at least the smallest
+    /// positive float (a task of load 0 changes nothing).
+    fn min_load(&self) -> f64 {
+        if self.cfg.min_task_load.is_finite() {
+            self.cfg.min_task_load.max(f64::MIN_POSITIVE)
+        } else {
+            f64::MIN_POSITIVE
+        }
+    }
+
+    /// Whether some candidate of `src` may run on `dst`: known from the
+    /// union of their affinities, before sorting anything.
+    fn reaches(&mut self, src: usize, dst: usize) -> bool {
+        let tasks = &self.snap.doms[src].tasks;
+        self.index[src]
+            .get_or_insert_with(|| DomIndex::new(tasks, src))
+            .reach
+            .contains(dst)
+    }
+
+    /// `dom`'s candidates sorted by load (built on first use).
+    fn sorted(&mut self, dom: usize) -> &DomIndex {
+        let tasks = &self.snap.doms[dom].tasks;
+        let index = self.index[dom].get_or_insert_with(|| DomIndex::new(tasks, dom));
+        index.by_load.get_or_insert_with(|| {
+            SortedVec::from_unsorted(
+                tasks
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| task_ok(t, dom).is_ok())
+                    .map(|(i, t)| (OrderedFloat(t.load), i))
+                    .collect(),
+            )
+        });
+        index
+    }
+
+    /// A swap for when no single task of `src` fits the pair: every one is
+    /// too big (CPU hogs, say, beside a domain whose surplus is small tasks:
+    /// a daemon, a sampler, kworkers). Task `a` of `src` goes to `dst` and a
+    /// lighter task `b` of `dst` comes back, which changes the pair exactly
+    /// as a move of `a - b` would, so [`Pair::accepts`] judges `a - b` and
+    /// every guarantee of a single move holds. Without it 3 hogs stay on one
+    /// 2-CPU domain next to one with a hog and ~1 CPU of small tasks: moving
+    /// a hog overshoots, moving a small task widens the gap (seen in
+    /// vm_balance). Only tasks too heavy to move alone (above `hi`) go out
+    /// this way, and only to even the pair out (the caller's `accepts`):
+    /// swaps are the last step for a pair, not a finer way to shuffle
+    /// tasks round after round. Tries the `SWAP_TRIES` heaviest eligible
+    /// tasks of `src`; for each, the task of `dst` that brings `a - b`
+    /// nearest `target`.
+    /// Returns the indices of `a` in `src`'s list and `b` in `dst`'s.
+    fn pick_swap(
+        &mut self,
+        src: usize,
+        dst: usize,
+        target: f64,
+        hi: f64,
+        accepts: impl Fn(f64) -> bool,
+    ) -> Option<(usize, usize)> {
+        const SWAP_TRIES: usize = 4;
+        let lo = self.min_load();
+        if !target.is_finite() || !self.reaches(src, dst) || !self.reaches(dst, src) {
+            return None;
+        }
+        self.sorted(src);
+        self.sorted(dst);
+        let (si, di) = (self.index[src].as_ref()?, self.index[dst].as_ref()?);
+        let (s_sorted, d_sorted) = (si.by_load.as_ref()?, di.by_load.as_ref()?);
+        let (s_tasks, d_tasks) = (&self.snap.doms[src].tasks, &self.snap.doms[dst].tasks);
+        let movable = |taken: &[bool], tasks: &[TaskSnap], idx: usize, to: usize| {
+            !taken[idx]
+                && tasks[idx].allowed.contains(to)
+                && !self.moved_pids.contains(&tasks[idx].pid)
+        };
+        let d_start = d_sorted.partition_point(|e| e.0.0 < lo);
+        let heaviest = s_sorted
+            .iter()
+            .rev()
+            .take_while(|e| e.0.0 > hi)
+            .filter(|e| movable(&si.taken, s_tasks, e.1, dst))
+            .take(SWAP_TRIES);
+        for &(a, ia) in heaviest {
+            let a = a.0;
+            // b in [lo, a - lo]: a swap, like a move, shifts at least the
+            // least load worth moving.
+            let end = d_sorted.partition_point(|e| e.0.0 <= a - lo);
+            if d_start >= end {
+                continue;
+            }
+            let found = nearest_first(&d_sorted[d_start..end], a - target, |b, ib| {
+                a - b >= lo && movable(&di.taken, d_tasks, ib, src) && accepts(a - b)
+            });
+            if let Some(ib) = found {
+                if let Some(i) = self.index[src].as_mut() {
+                    i.taken[ia] = true;
+                }
+                if let Some(i) = self.index[dst].as_mut() {
+                    i.taken[ib] = true;
+                }
+                return Some((ia, ib));
             }
         }
+        None
     }
 
     fn commit(&mut self, src: usize, dst: usize, idx: usize, reason: Reason) {
@@ -1085,7 +1213,12 @@ mod tests {
 
     const EPS: f64 = 1e-9;
     const CASES: u32 = 512;
-    const ROUNDS: usize = 4;
+    /// Rounds within which the default config settles a random snapshot.
+    /// Single moves did it in 4 over 20000 cases; a swap, which only ever
+    /// finishes a pair (`Pass::pick_swap`), can leave work for one more
+    /// round elsewhere: 5 over 20000 cases, two of them kept in
+    /// proptest-regressions/balancer.txt.
+    const ROUNDS: usize = 5;
 
     /// Builds a snapshot from `(node, capacity, task loads)` per domain. Every
     /// task may run anywhere; a domain's load is the sum of its tasks plus
@@ -1235,8 +1368,9 @@ mod tests {
 
     #[test]
     fn small_imbalance_below_threshold_is_left_alone() {
-        // 1.05 vs 0.95 around an average of 1.0: 5% < 10% intra threshold.
-        let snap = build(1, &[(0, 1, &[0.55, 0.5]), (0, 1, &[0.5, 0.45])]);
+        // 1.04 vs 0.96: 1.08 times as loaded, under the 10% intra threshold
+        // (a swap of the 0.54 and 0.46 tasks would even them out exactly).
+        let snap = build(1, &[(0, 1, &[0.54, 0.5]), (0, 1, &[0.5, 0.46])]);
         assert!(run(&snap).is_empty());
     }
 
@@ -1401,10 +1535,70 @@ mod tests {
     }
 
     #[test]
+    fn hogs_are_swapped_for_small_tasks() {
+        // vm_balance-32309: node 0's domains held 3 CPU hogs and 1 hog plus
+        // ~1.1 CPUs of small tasks (the daemon, the test's sampler, the rest
+        // not among the candidates). Moving a hog overshoots, moving a small
+        // task widens the gap: only a swap evens them.
+        let mut snap = build(
+            2,
+            &[
+                (0, 2, &[1.0, 1.0, 1.0]),
+                (0, 2, &[1.0, 0.45, 0.3]),
+                (1, 2, &[1.0, 1.0]),
+                (1, 2, &[1.0, 1.0]),
+            ],
+        );
+        snap.doms[1].load += 0.33;
+        let cfg = BalancerConfig::default();
+        let plan = balance(&snap, &cfg).unwrap();
+        let after = check_plan(&snap, &plan, &cfg);
+        let moves: Vec<(usize, usize, f64)> = plan
+            .moves
+            .iter()
+            .map(|m| (m.from_dom, m.to_dom, m.load))
+            .collect();
+        assert_eq!(moves, [(0, 1, 1.0), (1, 0, 0.45)]);
+        assert!(after.spread() < snap.spread());
+        // Without room for two moves it stays as it was.
+        let one = BalancerConfig {
+            max_moves_per_round: 1,
+            ..cfg
+        };
+        assert!(balance(&snap, &one).unwrap().is_empty());
+        // Later rounds (node 0 still carries the small tasks) move only
+        // those: two hogs per domain stay.
+        let mut snap = after;
+        for _ in 0..4 {
+            let plan = balance(&snap, &cfg).unwrap();
+            assert!(plan.moves.iter().all(|m| m.load < 1.0), "{plan:?}");
+            snap = check_plan(&snap, &plan, &cfg);
+        }
+        assert!(balance(&snap, &cfg).unwrap().is_empty());
+        let hogs: Vec<usize> = snap
+            .doms
+            .iter()
+            .map(|d| d.tasks.iter().filter(|t| t.load == 1.0).count())
+            .collect();
+        assert_eq!(hogs, [2, 2, 2, 2]);
+    }
+
+    #[test]
+    fn swap_respects_affinity_of_the_task_coming_back() {
+        let mut snap = build(1, &[(0, 2, &[1.0, 1.0, 1.0]), (0, 2, &[1.0, 0.45])]);
+        snap.doms[1].load += 0.63;
+        // The small task may not leave its domain: no swap, and no move.
+        snap.doms[1].tasks[1].allowed = DomSet::single(1);
+        assert!(run(&snap).is_empty());
+    }
+
+    #[test]
     fn overshoot_is_bounded() {
-        // Gap 1.0; a 0.9 task leaves the pair 0.8 apart the other way.
+        // Gap 1.0; a 0.9 task leaves the pair 0.8 apart the other way. (The
+        // 0.5 task may not leave, or swapping the two would even them.)
         let mut snap = build(1, &[(0, 1, &[0.9]), (0, 1, &[0.5])]);
         snap.doms[0].load += 0.6;
+        snap.doms[1].tasks[0].allowed = DomSet::single(1);
         let plan = run(&snap);
         assert!(plan.is_empty(), "{plan:?}");
         // Allowing more overshoot lets it go, and the gap still shrinks.

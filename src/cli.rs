@@ -244,7 +244,9 @@ pub struct Opts {
 
     /// More logging. Without it: the domains, the attach, restarts and the
     /// balancer's moves. -v adds a summary per domain every interval and
-    /// libbpf's messages while loading; -vv adds libbpf's debug output.
+    /// libbpf's messages while loading; -vv adds libbpf's debug output, the
+    /// tuner's marked ticks and what each balancing round saw (domain loads
+    /// and candidates).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 

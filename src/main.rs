@@ -352,6 +352,49 @@ impl Daemon<'_> {
     }
 }
 
+/// `-vv`: what a balancing round saw, so that a plan (or the lack of one)
+/// can be explained from the log: each domain's load as BPF counted it and
+/// as the balancer weighs it (demand caps and weight caps taken off), and
+/// the candidates above a hundredth of a CPU with their duty cycle, their
+/// demand from schedstat and the load they weigh. Not at -v: reading each
+/// candidate's name and writing two long lines a round doubled the
+/// daemon's CPU time in the TCG guest (vm_balance: 0.2 -> 0.5 of a CPU).
+fn log_round_inputs(
+    reports: &[stats::DomReport],
+    tasks: &[load::TaskSample],
+    demand: &std::collections::HashMap<i32, f64>,
+    loads: &load::Loads,
+) {
+    let doms: Vec<String> = reports
+        .iter()
+        .zip(&loads.dom_loads)
+        .map(|(r, l)| format!("{} {:.2}->{l:.2}", r.id, r.load))
+        .collect();
+    log::trace!(
+        "round: dom loads (BPF -> weighed, weighted {}) {}",
+        loads.weighted,
+        doms.join(", ")
+    );
+    let mut cands: Vec<String> = Vec::new();
+    for (t, l) in tasks.iter().zip(&loads.task_loads) {
+        if *l < 0.01 && t.dcycle < 0.01 {
+            continue;
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", t.pid)).unwrap_or_default();
+        cands.push(format!(
+            "{}({}) dom {} dc {:.2} demand {} load {l:.2}",
+            t.pid,
+            comm.trim(),
+            t.dom,
+            t.dcycle,
+            demand
+                .get(&t.pid)
+                .map_or_else(|| "-".to_string(), |d| format!("{d:.2}"))
+        ));
+    }
+    log::trace!("round: candidates {}", cands.join("; "));
+}
+
 /// One round: loads -> snapshot -> plan -> moves written to BPF.
 fn balance_round(
     sched: &mut Scheduler,
@@ -372,6 +415,9 @@ fn balance_round(
     let nr_cpus: usize = sched.domains.domains.iter().map(|d| d.cpus.len()).sum();
     let demand = demand.update(tasks.iter().map(|t| t.pid), now);
     let loads = load::compute_loads(reports, &tasks, nr_cpus, &demand);
+    if log::log_enabled!(log::Level::Trace) {
+        log_round_inputs(reports, &tasks, &demand, &loads);
+    }
     let snap = load::snapshot(&sched.domains, &loads, &tasks, &hold);
 
     let t0 = Instant::now();

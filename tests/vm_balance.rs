@@ -8,19 +8,23 @@
 //! LLC or is dragged around by stealing. Checked, from the guest kernel's own
 //! figures (not scx_rebal's), over the second half of each phase:
 //! - the load ran: every hog got CPU time (/proc/PID/schedstat);
-//! - where the hogs run: with balancing, two hogs per domain (each hog
-//!   counted in the domain it was found on most often), and each hog found
+//! - where the hogs run: with balancing, the domains evenly loaded to
+//!   within one hog, counting each hog in the domain it was found on most
+//!   often and the CPU time of the daemon and the test's sampler where they
+//!   were found (under TCG those two use up to a hog's worth), and each hog found
 //!   on a CPU of its home (the domain the balancer had last moved it to when
 //!   the sample was taken, from the timestamps of the daemon's log and of
 //!   the samples). Moves that did not take effect, or that BPF undid, would
 //!   leave hogs on domain 0's 2 CPUs of 8;
-//! - hogs share the machine fairly: the most and least CPU time a hog got
-//!   (a domain left with 3 hogs gives them 2/3 of a CPU each);
+//! - hogs of a domain share its CPUs fairly: the most and least CPU time
+//!   a hog of the same domain got (across domains the daemon and the test's
+//!   sampler take their share beside some hogs);
 //! - hogs change domains far less often than without balancing, where
 //!   idle CPUs keep stealing them from domain 0 (consecutive samples of a
 //!   hog's CPU, /proc/PID/stat, in different domains);
-//! - with balancing no CPU idles while hogs wait: together they get nearly
-//!   all 8 CPUs (schedstat; /proc/stat's busy share is printed);
+//! - with balancing no CPU idles while hogs wait: every CPU runs tasks
+//!   nearly all the time (/proc/schedstat's run time per CPU; /proc/stat's
+//!   busy share is printed);
 //! - and, from scx_rebal's counters: cross-domain steals per second fall,
 //!   no hog is moved more than twice (no ping-pong between rounds).
 
@@ -34,13 +38,27 @@ use common::read;
 /// Least share of the second half each hog must have run (schedstat): 8
 /// hogs on 8 CPUs run nearly all the time; this only proves they ran.
 const MIN_HOG_RUN_SHARE: f64 = 0.5;
-/// Least CPU time all 8 hogs together must get with balancing, in CPUs
-/// (of 8): what the daemon, the sampler and kworkers leave them.
-const MIN_HOGS_TOTAL: f64 = 7.0;
-/// Most CPU time a hog may get over another's with balancing. Two hogs per
-/// domain share it evenly, save for the daemon and kworkers beside some of
-/// them; a domain left with three gives them 2/3 of a CPU against 1.
-const MAX_RUN_SPREAD: f64 = 1.25;
+/// Most apart two domains' loads may be with balancing (hogs found there
+/// plus the daemon's and the sampler's CPU, in CPUs; all domains have 2
+/// CPUs). Up to one hog apart is as even as whole hogs allow (moving one
+/// would leave the pair as far apart the other way); the rest is room for
+/// sampling: the CPU the daemon and the sampler used is spread over the
+/// domains by 2 samples a second.
+const MAX_DOM_GAP: f64 = 1.25;
+/// Least CPU time all tasks together must get over the second half with
+/// balancing, in CPUs of 8 (every thread's schedstat): no CPU idles while
+/// hogs wait. Not /proc/schedstat's per-CPU run time: the kernel adds a
+/// run to it when the run ends, and a hog that kept its CPU for the whole
+/// window left one CPU at 0.0 (benches/vm/results/2026-12-01-checks).
+const MIN_CPUS_RUN: f64 = 7.6;
+/// Most CPU time a hog may get over another of the same domain with
+/// balancing: they share the same two CPUs (1.00-1.04 in 9 runs; 3.03 with
+/// a build that charges odd pids triple, benches/vm/results/2026-12-01-checks).
+/// Across domains the hogs' shares differ by what else runs there (the
+/// daemon, the test's sampler: up to 0.4 CPU each under TCG; 1.06-1.33
+/// over the same runs), which is fair, not a fault of balancing; a domain
+/// left with three hogs is caught by the placement check.
+const MAX_RUN_SPREAD: f64 = 1.15;
 
 /// The stats lines of a phase, without the last one (the whole-run summary).
 fn stats_lines(text: &str) -> Vec<serde_json::Value> {
@@ -138,6 +156,13 @@ struct Phase {
     /// Hogs per domain, each in the domain it was found on most often in
     /// the last third.
     hogs_per_dom: Vec<usize>,
+    /// That domain, per hog.
+    hog_dom: BTreeMap<u32, usize>,
+    /// CPU time of all threads over the second half, in CPUs.
+    all_run: f64,
+    /// Per domain, the hogs found there and the CPU the daemon and the
+    /// sampler used there, in CPUs.
+    dom_load: Vec<f64>,
     /// Mean load per domain over the settled part (t >= 20 s), scx_rebal's
     /// own figure: reported, not judged.
     settled_load: Vec<f64>,
@@ -224,17 +249,7 @@ fn measure(dir: &Path, name: &str) -> Phase {
     }
     // "time-of-day pid cpu" lines; judge the second half (by time), once
     // moves are mostly done, each sample against the home of that moment.
-    let samples: Vec<(f64, u32, usize)> = read(&dir.join(format!("{name}.where")))
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            Some((
-                f.first()?.parse().ok()?,
-                f.get(1)?.parse().ok()?,
-                f.get(2)?.parse().ok()?,
-            ))
-        })
-        .collect();
+    let samples = read_samples(&read(&dir.join(format!("{name}.where"))));
     let t0 = samples.first().map(|s| s.0).unwrap_or(0.0);
     // A hog's home at a moment: the last move of it logged before then.
     let home_at = |pid: u32, t: f64| {
@@ -277,11 +292,38 @@ fn measure(dir: &Path, name: &str) -> Phase {
     }
     let dom_changes = changes as f64 / pairs.max(1) as f64;
     let mut hogs_per_dom = vec![0; doms.len()];
-    for counts in seen.values() {
+    let mut hog_dom = BTreeMap::new();
+    for (pid, counts) in &seen {
         if let Some((&d, _)) = counts.iter().max_by_key(|(_, n)| **n)
             && let Some(n) = hogs_per_dom.get_mut(d)
         {
             *n += 1;
+            hog_dom.insert(*pid, d);
+        }
+    }
+    let runs = thread_runs(dir, name, window);
+    let all_run: f64 = runs.values().sum();
+    // The load on each domain as the kernel saw it: a hog wants a whole
+    // CPU wherever it is found; the daemon's threads and the sampler use
+    // what schedstat says they ran, spread over the domains they were
+    // found in (late samples of .others).
+    let mut dom_load: Vec<f64> = hogs_per_dom.iter().map(|&n| n as f64).collect();
+    let mut other_seen: BTreeMap<u32, BTreeMap<usize, usize>> = BTreeMap::new();
+    for (_, tid, cpu) in read_samples(&read(&dir.join(format!("{name}.others"))))
+        .iter()
+        .filter(|s| since(s.0, t0) > last / 2.0)
+    {
+        if let Some(d) = dom_of(cpu) {
+            *other_seen.entry(*tid).or_default().entry(d).or_default() += 1;
+        }
+    }
+    for (tid, counts) in &other_seen {
+        let n: usize = counts.values().sum();
+        let share = runs.get(tid).copied().unwrap_or(0.0);
+        for (d, k) in counts {
+            if let Some(l) = dom_load.get_mut(*d) {
+                *l += share * *k as f64 / n as f64;
+            }
         }
     }
 
@@ -291,16 +333,18 @@ fn measure(dir: &Path, name: &str) -> Phase {
             .collect::<Vec<_>>()
     };
     let report = format!(
-        "{name}: over the second half ({window:.1} s): CPUs busy {:?} (/proc/stat); hogs ran \
-         {:?} of the time, max/min {:.2}; {:.0}% of samples in another domain than the last; \
-         hogs per domain \
-         {hogs_per_dom:?}; hogs at home in {at_home} of {} late samples ({:.0}%); \
+        "{name}: over the second half ({window:.1} s): CPUs busy {:?} (/proc/stat); all tasks \
+         ran {all_run:.2} CPUs' worth (schedstat); hogs ran {:?} of the time, max/min {:.2}, \
+         within a domain at most {:.2}; {:.0}% of samples in another domain than the last; \
+         hogs per domain {hogs_per_dom:?}, with the daemon and the sampler {:?}; hogs at home in {at_home} of {} late samples ({:.0}%); \
          {:.0} steals/s; scx_rebal's settled load per domain {:?}; final homes {home:?}, \
          moves per hog {hog_moves:?}, {migrated} moves took effect\n",
         round(&cpu_busy),
         round(&run_share.values().copied().collect::<Vec<_>>()),
         max_over_min(run_share.values()),
+        spread_within_doms(&run_share, &hog_dom),
         dom_changes * 100.0,
+        round(&dom_load),
         late.len(),
         home_share * 100.0,
         steals_per_s,
@@ -310,6 +354,9 @@ fn measure(dir: &Path, name: &str) -> Phase {
         run_share,
         dom_changes,
         hogs_per_dom,
+        hog_dom,
+        all_run,
+        dom_load,
         settled_load,
         steals_per_s,
         home_share,
@@ -345,6 +392,56 @@ fn cpu_busy(dir: &Path, name: &str) -> Vec<f64> {
             busy.saturating_sub(busy0) as f64 / all.saturating_sub(all0).max(1) as f64
         })
         .collect()
+}
+
+/// CPU time per thread between balance.sh's .tasks0 and .tasks1 ("tid
+/// run_ns" lines), in CPUs over `window` seconds. A thread born in between
+/// counts from 0; one that died in between is lost (the test's short-lived
+/// ps and head, a few ms).
+fn thread_runs(dir: &Path, name: &str, window: f64) -> BTreeMap<u32, f64> {
+    let parse = |text: String| -> BTreeMap<u32, f64> {
+        text.lines()
+            .filter_map(|l| {
+                let (tid, ns) = l.split_once(' ')?;
+                Some((tid.parse().ok()?, ns.trim().parse().ok()?))
+            })
+            .collect()
+    };
+    let a = parse(read(&dir.join(format!("{name}.tasks0"))));
+    let b = parse(read(&dir.join(format!("{name}.tasks1"))));
+    b.iter()
+        .map(|(tid, ns)| {
+            (
+                *tid,
+                (ns - a.get(tid).copied().unwrap_or(0.0)) / 1e9 / window,
+            )
+        })
+        .collect()
+}
+
+/// "time-of-day pid cpu" lines (balance.sh's .where and .others).
+fn read_samples(text: &str) -> Vec<(f64, u32, usize)> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((
+                f.first()?.parse().ok()?,
+                f.get(1)?.parse().ok()?,
+                f.get(2)?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// The largest max/min of the hogs' run shares inside one domain.
+fn spread_within_doms(run_share: &BTreeMap<u32, f64>, hog_dom: &BTreeMap<u32, usize>) -> f64 {
+    let mut by_dom: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for (pid, share) in run_share {
+        if let Some(d) = hog_dom.get(pid) {
+            by_dom.entry(*d).or_default().push(*share);
+        }
+    }
+    by_dom.values().map(|v| ratio(v)).fold(1.0, f64::max)
 }
 
 fn ratio(v: &[f64]) -> f64 {
@@ -390,15 +487,19 @@ fn balancer_evens_out_domains_and_moves_take_effect() {
             ),
         );
     }
-    // With balancing the hogs have the machine: no CPU idles while a hog
-    // waits in another domain. By the kernel's run time of the hogs, not
-    // by /proc/stat's busy ticks: under TCG those lose ticks unevenly (a
-    // CPU read 84% busy while each of its two hogs ran 99% of the time).
-    let total: f64 = on.run_share.values().sum();
+    // With balancing no CPU idles while a hog waits in another domain: all
+    // threads together ran nearly 8 CPUs' worth (their schedstat). Not by
+    // /proc/stat's busy ticks: under TCG those lose ticks unevenly (a CPU
+    // read 84% busy while each of its two hogs ran 99% of the time). Not
+    // the hogs' total either: what the daemon and the sampler use is
+    // theirs by right (in one run 0.4 and 0.3 of a CPU, leaving the hogs
+    // 6.97).
     c.check(
-        total >= MIN_HOGS_TOTAL,
+        on.all_run >= MIN_CPUS_RUN,
         format!(
-            "with balancing, the hogs ran {total:.2} CPUs' worth of 8 (want >= {MIN_HOGS_TOTAL})"
+            "with balancing, all tasks ran {:.2} CPUs' worth of 8 (schedstat; want >= \
+             {MIN_CPUS_RUN})",
+            on.all_run
         ),
     );
     // Without balancing the hogs' load stays in domain 0 and nothing moves.
@@ -411,21 +512,30 @@ fn balancer_evens_out_domains_and_moves_take_effect() {
         read(&dir.join("nobalance.sched.log")).contains("would move"),
         "--no-load-balance: no move was reported",
     );
-    // With it, as the guest kernel saw them: two hogs on each 2-CPU domain.
+    // With it, as the guest kernel saw them: the hogs (a CPU each where
+    // they were found) and the CPU time of the daemon and the sampler
+    // spread evenly over the 2-CPU domains, to within one hog (see
+    // MAX_DOM_GAP). Not "two hogs each": under TCG those two use up to a
+    // hog's worth between them, and 3/2/1/2 with them beside the lone hog
+    // is as even as 2/2/2/2.
+    let gap = on.dom_load.iter().copied().fold(f64::MIN, f64::max)
+        - on.dom_load.iter().copied().fold(f64::MAX, f64::min);
     c.check(
-        on.hogs_per_dom == [2, 2, 2, 2],
+        on.dom_load.len() == 4 && gap <= MAX_DOM_GAP,
         format!(
-            "with balancing, hogs per domain (where the kernel found them) {:?}, want [2, 2, 2, 2]",
-            on.hogs_per_dom
+            "with balancing, load per domain (hogs {:?} where the kernel found them, with the \
+             daemon's and the sampler's CPU) {:?}: apart by {gap:.2} > {MAX_DOM_GAP}",
+            on.hogs_per_dom, on.dom_load
         ),
     );
-    // ... and so a fair share of the CPUs for each (see MAX_RUN_SPREAD).
+    // ... and hogs of a domain share its CPUs fairly (see MAX_RUN_SPREAD).
+    let within = spread_within_doms(&on.run_share, &on.hog_dom);
     c.check(
-        max_over_min(on.run_share.values()) <= MAX_RUN_SPREAD,
+        within <= MAX_RUN_SPREAD,
         format!(
-            "with balancing, the hogs' CPU time (schedstat) spread {:.2} > {MAX_RUN_SPREAD}: {:?}",
-            max_over_min(on.run_share.values()),
-            on.run_share
+            "with balancing, the CPU time (schedstat) of hogs of one domain spread {within:.2} > \
+             {MAX_RUN_SPREAD}: {:?} in domains {:?}",
+            on.run_share, on.hog_dom
         ),
     );
     // ... and far fewer changes of domain than when idle CPUs keep

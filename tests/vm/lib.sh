@@ -63,24 +63,35 @@ ticks_mark() {
 }
 
 # ticks_check FILE PID...: prints "D dead, S stalled, +T ticks": how many of
-# the PIDs are gone, how many got no CPU time since ticks_mark FILE, and the
-# CPU time they got in all (the evidence that a load really ran; a stress-ng
-# started from a read-only cwd exits at once). Marks FILE again.
+# the PIDs are gone, how many made next to no progress since ticks_mark FILE,
+# and the CPU time they got in all (the evidence that a load really ran; a
+# stress-ng started from a read-only cwd exits at once). Marks FILE again.
+# Stalled: less than a tenth of the PIDs' mean CPU time over the interval
+# (and at least MIN_PROGRESS_TICKS), not just no growth at all: a hog
+# stopped on purpose just after the mark still gained a second's worth
+# under TCG before the stop took (vm_faults, vm_stats), while hogs that
+# share CPUs fairly get within a factor of 1.2 of each other (vm_balance).
+MIN_PROGRESS_TICKS=5
 ticks_check() {
     _f=$1
     shift
     ticks_now "$@" >"$_f.now"
-    echo "$@" | tr ' ' '\n' | awk -v old="$_f" -v new="$_f.now" '
+    echo "$@" | tr ' ' '\n' | awk -v old="$_f" -v new="$_f.now" -v min="$MIN_PROGRESS_TICKS" '
         BEGIN {
             while ((getline l < old) > 0) { split(l, a, " "); o[a[1]] = a[2] }
             while ((getline l < new) > 0) { split(l, a, " "); n[a[1]] = a[2] }
         }
         NF {
             if (!($1 in n)) dead++
-            else if (!($1 in o) || n[$1] <= o[$1]) stalled++
-            else sum += n[$1] - o[$1]
+            else if (!($1 in o)) stalled++
+            else { g[$1] = n[$1] - o[$1]; sum += g[$1]; alive++ }
         }
-        END { printf "%d dead, %d stalled, +%d ticks\n", dead, stalled, sum }'
+        END {
+            floor = alive ? sum / alive / 10 : 0
+            if (floor < min) floor = min
+            for (p in g) if (g[p] < floor) stalled++
+            printf "%d dead, %d stalled, +%d ticks\n", dead, stalled, sum
+        }'
     mv "$_f.now" "$_f"
 }
 

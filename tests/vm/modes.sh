@@ -24,39 +24,60 @@ hogs() { # hogs N: starts N CPU hogs, prints their pids
 # shrink while tasks wait and come back once they are gone.
 PREEMPT_LOOPS=200
 echo "preempt_loops: $PREEMPT_LOOPS" >"$out/modes.txt"
-# What the kernel did, seen from its sched_switch tracepoint (not from
-# scx_rebal's counters), by the CPU time each hog ran in each stint (the
-# growth of its se.sum_exec_runtime between two of its switch-outs, which is
-# what the kernel takes off its slice). @run_ms: stints that ended with
-# another task than the pinned cyclictest thread taking the CPU, per second;
-# @to_cyclictest_ms: stints that ended with it taking the CPU. Recorded for
-# the report: in this 8-vCPU TCG guest the stints are quantized by QEMU's
-# rounds over the vCPUs (vm_modes.rs says why they are not judged).
+# What the kernel did (not scx_rebal's counters), from kprobes and the
+# sched_switch tracepoint; vm_modes.rs judges both.
+# - @slice_100us: the slice a hog starts with when the kernel makes it the
+#   running task (set_next_task_scx), in 100 us buckets: what the kernel
+#   takes each run's CPU time off, whatever scx_rebal says it set.
+# - Each wakeup of the pinned cyclictest thread that finds a hog running on
+#   its CPU (try_to_wake_up of the sleeping thread, before scx_rebal's
+#   enqueue can cut the slice): the hog's slice left and CPU time, as the
+#   kernel last charged them; at the next switch on that CPU, if it hands
+#   the CPU to that thread, the hog's CPU time since. Less than it had
+#   left: the hog went with slice left by the kernel's own count, cut short
+#   (@cut); at least as much: its slice ran out first (@waited). Without
+#   preemption a hog leaves only when its slice has run out, so every
+#   switch is @waited. @other: the CPU went to another task first.
 cat >/tmp/witness.bt <<'EOF'
-tracepoint:sched:sched_switch
+kprobe:set_next_task_scx
 {
-    if (args->prev_comm == "hog") {
-        $exec = curtask->se.sum_exec_runtime;
-        $last = @exec[args->prev_pid];
-        @exec[args->prev_pid] = $exec;
-        if ($last != 0) {
-            if (args->next_comm == "cyclictest") {
-                @to_cyclictest_ms = lhist(($exec - $last) / 1000000, 0, 40, 1);
-            } else {
-                @run_ms = lhist(($exec - $last) / 1000000, 0, 40, 1);
-            }
-        }
+    $p = (struct task_struct *)arg1;
+    if ($p->comm == "hog") {
+        @slice_100us = lhist($p->scx.slice / 100000, 0, 400, 1);
     }
 }
-interval:s:1
+kprobe:try_to_wake_up
+/comm == "hog" && cpu == 1/
 {
-    time("second %H:%M:%S\n");
-    print(@run_ms);
-    clear(@run_ms);
+    $p = (struct task_struct *)arg0;
+    if ($p->nr_cpus_allowed == 1 && $p->comm == "cyclictest" && $p->__state != 0) {
+        @left[cpu] = curtask->scx.slice;
+        @exec0[cpu] = curtask->se.sum_exec_runtime;
+        @hog[cpu] = tid;
+        @wakee[cpu] = $p->pid;
+        @found = count();
+    }
+}
+tracepoint:sched:sched_switch
+/@hog[cpu] != 0/
+{
+    if (args->prev_pid == @hog[cpu] && args->next_pid == @wakee[cpu]) {
+        if (curtask->se.sum_exec_runtime - @exec0[cpu] < @left[cpu]) {
+            @cut = count();
+        } else {
+            @waited = count();
+        }
+    } else {
+        @other = count();
+    }
+    delete(@hog[cpu]);
 }
 END
 {
-    clear(@exec);
+    clear(@left);
+    clear(@exec0);
+    clear(@hog);
+    clear(@wakee);
 }
 EOF
 bpftrace /tmp/witness.bt >"$out/witness.txt" 2>&1 &
