@@ -702,6 +702,12 @@ fn nearest_first(
     }
 }
 
+/// Whether `task` may move to `to` in this pass: not already picked
+/// (`taken`), allowed there, and not moved under another entry of its pid.
+fn movable(task: &TaskSnap, taken: bool, to: usize, moved: &HashSet<i32>) -> bool {
+    !taken && task.allowed.contains(to) && !moved.contains(&task.pid)
+}
+
 /// A domain's candidates sorted by load, built the first time the domain is
 /// used as a source.
 struct DomIndex {
@@ -1036,8 +1042,7 @@ impl<'a> Pass<'a> {
         let moved = &self.moved_pids;
         let taken = &index.taken;
         let idx = nearest_first(&sorted[start..end], target, |load, idx| {
-            let task = &tasks[idx];
-            !taken[idx] && task.allowed.contains(dst) && !moved.contains(&task.pid) && accepts(load)
+            movable(&tasks[idx], taken[idx], dst, moved) && accepts(load)
         })?;
         index.taken[idx] = true;
         Some(idx)
@@ -1113,17 +1118,13 @@ impl<'a> Pass<'a> {
         let (si, di) = (self.index[src].as_ref()?, self.index[dst].as_ref()?);
         let (s_sorted, d_sorted) = (si.by_load.as_ref()?, di.by_load.as_ref()?);
         let (s_tasks, d_tasks) = (&self.snap.doms[src].tasks, &self.snap.doms[dst].tasks);
-        let movable = |taken: &[bool], tasks: &[TaskSnap], idx: usize, to: usize| {
-            !taken[idx]
-                && tasks[idx].allowed.contains(to)
-                && !self.moved_pids.contains(&tasks[idx].pid)
-        };
+        let moved = &self.moved_pids;
         let d_start = d_sorted.partition_point(|e| e.0.0 < lo);
         let heaviest = s_sorted
             .iter()
             .rev()
             .take_while(|e| e.0.0 > hi)
-            .filter(|e| movable(&si.taken, s_tasks, e.1, dst))
+            .filter(|e| movable(&s_tasks[e.1], si.taken[e.1], dst, moved))
             .take(SWAP_TRIES);
         for &(a, ia) in heaviest {
             let a = a.0;
@@ -1134,7 +1135,7 @@ impl<'a> Pass<'a> {
                 continue;
             }
             let found = nearest_first(&d_sorted[d_start..end], a - target, |b, ib| {
-                a - b >= lo && movable(&di.taken, d_tasks, ib, src) && accepts(a - b)
+                a - b >= lo && movable(&d_tasks[ib], di.taken[ib], src, moved) && accepts(a - b)
             });
             if let Some(ib) = found {
                 if let Some(i) = self.index[src].as_mut() {

@@ -22,9 +22,9 @@
 //! - hogs change domains far less often than without balancing, where
 //!   idle CPUs keep stealing them from domain 0 (consecutive samples of a
 //!   hog's CPU, /proc/PID/stat, in different domains);
-//! - with balancing no CPU idles while hogs wait: every CPU runs tasks
-//!   nearly all the time (/proc/schedstat's run time per CPU; /proc/stat's
-//!   busy share is printed);
+//! - with balancing no CPU idles while hogs wait: all threads together ran
+//!   nearly 8 CPUs' worth (each thread's schedstat; /proc/stat's busy share
+//!   is printed);
 //! - and, from scx_rebal's counters: cross-domain steals per second fall,
 //!   no hog is moved more than twice (no ping-pong between rounds).
 
@@ -177,15 +177,16 @@ struct Phase {
     report: String,
 }
 
-/// "pid run_ns wait_ns" lines (balance.sh's .hogs0/.hogs1): pid -> run_ns.
-fn hog_stats(text: &str) -> BTreeMap<u32, f64> {
+/// "pid run_ns [wait_ns]" lines (balance.sh's .hogs0/1 with the wait,
+/// .tasks0/1 without): pid -> run_ns.
+fn run_ns(text: &str) -> BTreeMap<u32, f64> {
     text.lines()
         .filter_map(|l| {
             let f: Vec<f64> = l
                 .split_whitespace()
                 .filter_map(|v| v.parse().ok())
                 .collect();
-            (f.len() == 3).then(|| (f[0] as u32, f[1]))
+            (f.len() == 2 || f.len() == 3).then(|| (f[0] as u32, f[1]))
         })
         .collect()
 }
@@ -207,8 +208,8 @@ fn measure(dir: &Path, name: &str) -> Phase {
         .parse()
         .unwrap_or(f64::NAN);
     let (h0, h1) = (
-        hog_stats(&read(&dir.join(format!("{name}.hogs0")))),
-        hog_stats(&read(&dir.join(format!("{name}.hogs1")))),
+        run_ns(&read(&dir.join(format!("{name}.hogs0")))),
+        run_ns(&read(&dir.join(format!("{name}.hogs1")))),
     );
     let run_share: BTreeMap<u32, f64> = h1
         .iter()
@@ -399,16 +400,8 @@ fn cpu_busy(dir: &Path, name: &str) -> Vec<f64> {
 /// counts from 0; one that died in between is lost (the test's short-lived
 /// ps and head, a few ms).
 fn thread_runs(dir: &Path, name: &str, window: f64) -> BTreeMap<u32, f64> {
-    let parse = |text: String| -> BTreeMap<u32, f64> {
-        text.lines()
-            .filter_map(|l| {
-                let (tid, ns) = l.split_once(' ')?;
-                Some((tid.parse().ok()?, ns.trim().parse().ok()?))
-            })
-            .collect()
-    };
-    let a = parse(read(&dir.join(format!("{name}.tasks0"))));
-    let b = parse(read(&dir.join(format!("{name}.tasks1"))));
+    let a = run_ns(&read(&dir.join(format!("{name}.tasks0"))));
+    let b = run_ns(&read(&dir.join(format!("{name}.tasks1"))));
     b.iter()
         .map(|(tid, ns)| {
             (

@@ -43,7 +43,9 @@ fn witness(text: &str) -> Witness {
         let n = rest
             .split_once(')')
             .and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok());
-        if let (Ok(lo), Some(n)) = (lo.trim().parse::<u64>(), n) {
+        // Empty buckets (bpftrace prints those between two full ones) are
+        // left out.
+        if let (Ok(lo), Some(n @ 1..)) = (lo.trim().parse::<u64>(), n) {
             *hists
                 .entry(current.clone())
                 .or_default()
@@ -158,9 +160,6 @@ fn tuner_fifo_and_partial() {
             "slice: the kernel started hogs with a median of {kernel_us:?} us (100 us bucket), \
              scx_rebal reported quartiles {reported:?} us under load (slices per 100 us: {:?})",
             w.slice_100us
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .collect::<Vec<_>>()
         ),
     );
     // Wakeup preemption, from the kernel's side: the pinned thread's
@@ -277,10 +276,7 @@ fn tuner_fifo_and_partial() {
          reported {reported:?} us\npinned thread's wakeups: {:?}; scx_rebal's preempt counter \
          +{preempts:?}; cyclictest avg {:?} us, max {:?} us\npartial: plain {plain} events, ext \
          {ext} events",
-        w.slice_100us
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .collect::<Vec<_>>(),
+        w.slice_100us,
         w.counts,
         hist_field(&hist, "Avg Latencies"),
         hist_field(&hist, "Max Latencies"),

@@ -86,11 +86,6 @@ def hogstat(path):
                 continue
             dst.write('%s %s %s\n' % (p, run, wait))
 
-cpus = os.sched_getaffinity(0)
-for p in pids:
-    os.sched_setaffinity(int(p), cpus)
-start = time.monotonic()
-half = None
 def where(tid):
     # Field 39 (processor); fields after the comm's ')' start at 3.
     with open('/proc/%s/stat' % tid) as f:
@@ -106,6 +101,11 @@ def others():
         tids = []
     return tids + [str(os.getpid())]
 
+cpus = os.sched_getaffinity(0)
+for p in pids:
+    os.sched_setaffinity(int(p), cpus)
+start = time.monotonic()
+half = None
 with open(base + '.where', 'w') as out, open(base + '.others', 'w') as oth:
     while time.monotonic() - start < secs:
         if half is None and time.monotonic() - start >= secs / 2:
