@@ -12,6 +12,15 @@
 //! debug output to trace (`-vv`). Any other libbpf warning (a program the
 //! verifier rejected, a map that failed) still reaches the default log:
 //! without it, a failed load would say no more than an errno.
+//!
+//! Every line on stderr, log or not, goes out whole through [`line`]: the
+//! daemon has threads of its own (the stats server's) that log while it
+//! shuts down, and a line written in pieces could be cut by the exit or
+//! by another thread's line. The daemon's [`last_word`] (how it ended) is
+//! the last line on stderr: harnesses read it there.
+
+use std::io::Write;
+use std::sync::Mutex;
 
 use libbpf_rs::PrintLevel;
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -22,6 +31,56 @@ const EXPECTED_WARNINGS: &[&str] = &["BPF map skeleton link is uninitialized"];
 /// Log targets whose info messages are demoted to debug.
 const CHATTY_TARGETS: &[&str] = &["scx_utils"];
 
+/// Whole lines to one output, and none after the last word.
+pub struct Lines {
+    closed: bool,
+}
+
+impl Lines {
+    pub const fn new() -> Self {
+        Lines { closed: false }
+    }
+
+    /// Writes `text` and a newline to `out` in one write, unless the last
+    /// word has been said. A write error is ignored: stderr may be a
+    /// closed pipe, and the scheduler must not stop for that.
+    pub fn line(&mut self, out: &mut impl Write, text: &str) {
+        if !self.closed {
+            let mut buf = String::with_capacity(text.len() + 1);
+            buf.push_str(text);
+            buf.push('\n');
+            let _ = out.write_all(buf.as_bytes());
+        }
+    }
+
+    /// Writes the last line; later ones are dropped.
+    pub fn last_word(&mut self, out: &mut impl Write, text: &str) {
+        self.line(out, text);
+        self.closed = true;
+    }
+}
+
+impl Default for Lines {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+static STDERR: Mutex<Lines> = Mutex::new(Lines::new());
+
+/// One whole line on stderr (see [`Lines::line`]).
+pub fn line(text: &str) {
+    let mut l = STDERR.lock().unwrap_or_else(|p| p.into_inner());
+    l.line(&mut std::io::stderr(), text);
+}
+
+/// The daemon's last line on stderr: a thread still logging while the
+/// process exits can no longer write after it.
+pub fn last_word(text: &str) {
+    let mut l = STDERR.lock().unwrap_or_else(|p| p.into_inner());
+    l.last_word(&mut std::io::stderr(), text);
+}
+
 /// Sets up the log on stderr: info by default, debug with -v, trace with -vv.
 pub fn init(verbose: u8) {
     let level = match verbose {
@@ -29,20 +88,7 @@ pub fn init(verbose: u8) {
         1 => LevelFilter::Debug,
         _ => LevelFilter::Trace,
     };
-    // Time of day (UTC, ms) on every line: moves and restarts can then be
-    // lined up with what else happened on the machine (and the VM tests
-    // match moves against their own timestamped samples).
-    let cfg = simplelog::ConfigBuilder::new()
-        .set_time_level(LevelFilter::Error)
-        .set_time_format_custom(time::macros::format_description!(
-            "[hour]:[minute]:[second].[subsecond digits:3]"
-        ))
-        .set_target_level(LevelFilter::Off)
-        .set_thread_level(LevelFilter::Off)
-        .set_location_level(LevelFilter::Off)
-        .build();
-    let inner = simplelog::WriteLogger::new(level, cfg, std::io::stderr());
-    if log::set_boxed_logger(Box::new(Demoting { inner })).is_ok() {
+    if log::set_boxed_logger(Box::new(Logger { level })).is_ok() {
         log::set_max_level(level);
     }
 }
@@ -56,39 +102,38 @@ pub fn demoted(target: &str, level: Level) -> Level {
     }
 }
 
-/// Passes every record to `inner` at its [`demoted`] level.
-struct Demoting<L: Log> {
-    inner: Box<L>,
+/// One log line: "HH:MM:SS.mmm [LEVEL] message". The time of day (UTC, to
+/// the ms) lets moves and restarts be lined up with what else happened on
+/// the machine (the VM tests match moves against their own timestamped
+/// samples).
+pub fn format(t: time::OffsetDateTime, level: Level, msg: &std::fmt::Arguments) -> String {
+    format!(
+        "{:02}:{:02}:{:02}.{:03} [{level}] {msg}",
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
-impl<L: Log> Log for Demoting<L> {
+/// Logs every record at its [`demoted`] level, whole lines on stderr.
+struct Logger {
+    level: LevelFilter,
+}
+
+impl Log for Logger {
     fn enabled(&self, m: &Metadata) -> bool {
-        let level = demoted(m.target(), m.level());
-        self.inner
-            .enabled(&Metadata::builder().level(level).target(m.target()).build())
+        demoted(m.target(), m.level()) <= self.level
     }
 
     fn log(&self, r: &Record) {
         let level = demoted(r.target(), r.level());
-        if level == r.level() {
-            self.inner.log(r);
-        } else {
-            self.inner.log(
-                &Record::builder()
-                    .args(*r.args())
-                    .level(level)
-                    .target(r.target())
-                    .module_path(r.module_path())
-                    .file(r.file())
-                    .line(r.line())
-                    .build(),
-            );
+        if level <= self.level {
+            line(&format(time::OffsetDateTime::now_utc(), level, r.args()));
         }
     }
 
-    fn flush(&self) {
-        self.inner.flush();
-    }
+    fn flush(&self) {}
 }
 
 /// The log level for one libbpf message.
@@ -134,6 +179,38 @@ mod tests {
         assert_eq!(
             libbpf_level(PrintLevel::Debug, "libbpf: loading"),
             Level::Trace
+        );
+    }
+
+    #[test]
+    fn a_line_has_the_time_of_day_the_level_and_the_message() {
+        let t = time::macros::datetime!(2026-12-01 04:55:07.123456 UTC);
+        assert_eq!(
+            format(
+                t,
+                Level::Info,
+                &format_args!("move pid {} dom {} -> {}", 18, 3, 2)
+            ),
+            "04:55:07.123 [INFO] move pid 18 dom 3 -> 2"
+        );
+        assert_eq!(
+            format(t, Level::Debug, &format_args!("x")),
+            "04:55:07.123 [DEBUG] x"
+        );
+    }
+
+    /// A stats server thread logging while the daemon exits: its line
+    /// must not follow the daemon's last word (harnesses read it there).
+    #[test]
+    fn nothing_follows_the_last_word() {
+        let (mut lines, mut out) = (Lines::new(), Vec::new());
+        lines.line(&mut out, "05:00:00.000 [ERROR] EXIT: disabled by sysrq-S");
+        lines.last_word(&mut out, "scx_rebal: EJECTED by the kernel");
+        lines.line(&mut out, "05:00:00.100 [DEBUG] listener exiting");
+        lines.last_word(&mut out, "scx_rebal: error: late");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "05:00:00.000 [ERROR] EXIT: disabled by sysrq-S\nscx_rebal: EJECTED by the kernel\n"
         );
     }
 

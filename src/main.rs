@@ -8,7 +8,6 @@
 //! the kernel ejects us, and start again with a fresh topology when the
 //! kernel asks for a restart (CPU hotplug).
 
-use std::io::Write;
 use std::mem::MaybeUninit;
 use std::path::Path;
 use std::process::ExitCode;
@@ -26,6 +25,7 @@ use scx_rebal::demand::DemandTracker;
 use scx_rebal::domains::{DomainOpts, Domains};
 use scx_rebal::hotplug;
 use scx_rebal::load;
+use scx_rebal::logging;
 use scx_rebal::monitor;
 use scx_rebal::moves::MoveBook;
 use scx_rebal::output::Output;
@@ -631,7 +631,7 @@ fn run(opts: &Opts) -> Result<Outcome> {
                 std::thread::sleep(Duration::from_secs(1));
             }
             Err(e) if daemon.first_attach.is_some() => {
-                say(&format!("scx_rebal: error: {e:#}"));
+                logging::line(&format!("scx_rebal: error: {e:#}"));
                 return Ok(Outcome {
                     status: 1,
                     summary: Some(daemon.summary_line("FAILED")),
@@ -640,12 +640,6 @@ fn run(opts: &Opts) -> Result<Outcome> {
             Err(e) => return Err(e),
         }
     }
-}
-
-/// A last word on stderr. Unlike eprintln!, it does not panic when stderr
-/// is gone (a closed pipe): the exit status must still say how it ended.
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn main() -> ExitCode {
@@ -663,16 +657,16 @@ fn main() -> ExitCode {
             };
         }
     };
-    scx_rebal::logging::init(opts.verbose);
+    logging::init(opts.verbose);
     match run(&opts) {
         Ok(o) => {
             if let Some(line) = &o.summary {
-                say(line);
+                logging::last_word(line);
             }
             ExitCode::from(o.status)
         }
         Err(e) => {
-            say(&format!("scx_rebal: error: {e:#}"));
+            logging::last_word(&format!("scx_rebal: error: {e:#}"));
             ExitCode::FAILURE
         }
     }
