@@ -5,6 +5,8 @@
 #   hackbench_s         hackbench -g 4 -l 50: wakeup-heavy IPC throughput (lower is better)
 #   mix_*_ops           stress-ng mix of CPU hogs, context switching, pipes and
 #                       forks: bogo-ops per second of each stressor (higher is better)
+#   mix_*_cpu_s         the CPU time (user + system) each stressor got in the mix:
+#                       the share the scheduler gave it, neither better nor worse
 #   pipeline_s          a 4-stage pipe chain under CPU hogs (lower is better)
 #   p50_us/p99_us/max_us  cyclictest wakeup latency under 2 hogs per CPU (lower is better)
 # With BENCH_OUT and BENCH_TAG set (compare.sh sets them), the cyclictest
@@ -21,7 +23,9 @@ n=$(nproc)
 stress-ng --cpu "$n" --switch 2 --pipe 2 --fork 1 --timeout 10s --temp-path /tmp \
     --metrics-brief --yaml /tmp/mix.yaml >/dev/null 2>&1
 awk '/- stressor:/ { s = $3 }
-     /bogo-ops-per-second-real-time:/ { printf "metric mix_%s_ops %.1f\n", s, $2 }' /tmp/mix.yaml
+     /bogo-ops-per-second-real-time:/ { printf "metric mix_%s_ops %.1f\n", s, $2 }
+     /user-time:/ { u = $2 }
+     /system-time:/ { printf "metric mix_%s_cpu_s %.2f\n", s, u + $2 }' /tmp/mix.yaml
 
 sh "$here/pipeline.sh" 10000
 

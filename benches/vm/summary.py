@@ -20,10 +20,13 @@ names = list(by)
 
 # Which way is better, for the reader: lower for times and latencies,
 # higher for throughput and slack; the evidence that a load ran (how many
-# samples, how busy the CPUs were) is neither.
+# samples, how busy the CPUs were) and the CPU time each stressor of the mix
+# got (the scheduler's split of the machine) are neither.
 def better(k):
     if k.endswith("_n") or k == "busy_pct":
         return "evidence"
+    if k.startswith("mix_") and k.endswith("_cpu_s"):
+        return "share"
     return "higher" if k.endswith("_ops") or k.startswith("frames_slack") else "lower"
 
 measures = defaultdict(lambda: defaultdict(list))
