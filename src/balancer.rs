@@ -1136,17 +1136,17 @@ impl<'a> Pass<'a> {
             // time. Else a swap on a passing figure (a burst of small
             // tasks beside two hogs on two CPUs) leaves three hogs on two
             // CPUs next door.
-            let big = a / 2.0;
-            if self.tasks_from(src, big) as f64 <= self.dom_cap[src] {
-                continue;
-            }
-            let dst_big = self.tasks_from(dst, big);
             // b in [lo, a - lo]: a swap, like a move, shifts at least the
             // least load worth moving.
             let end = d_sorted.partition_point(|e| e.0.0 <= a - lo);
             if d_start >= end {
                 continue;
             }
+            let big = a / 2.0;
+            if self.tasks_from(src, big) as f64 <= self.dom_cap[src] {
+                continue;
+            }
+            let dst_big = self.tasks_from(dst, big);
             let dst_cap = self.dom_cap[dst];
             let found = nearest_first(&d_sorted[d_start..end], a - target, |b, ib| {
                 let after = (dst_big + 1).saturating_sub(usize::from(b >= big));
@@ -1295,6 +1295,21 @@ mod tests {
     }
 
     /// Checks what must hold for any plan and returns the applied snapshot.
+    /// How many plans the balancer makes (each checked and applied) before
+    /// it plans nothing; None if it still plans after `max`.
+    fn rounds_to_settle(mut snap: Snapshot, cfg: &BalancerConfig, max: usize) -> Option<usize> {
+        for rounds in 0..=max {
+            let plan = balance(&snap, cfg).unwrap();
+            if plan.is_empty() {
+                return Some(rounds);
+            }
+            if rounds < max {
+                snap = check_plan(&snap, &plan, cfg);
+            }
+        }
+        None
+    }
+
     fn check_plan(snap: &Snapshot, plan: &Plan, cfg: &BalancerConfig) -> Snapshot {
         let after = plan.apply(snap);
         let mut pids = HashSet::new();
@@ -2014,15 +2029,7 @@ mod tests {
         #[test]
         fn default_config_converges_in_few_rounds(snap in arb_snapshot()) {
             let cfg = BalancerConfig::default();
-            let mut snap = snap;
-            for _ in 0..ROUNDS {
-                let plan = balance(&snap, &cfg).unwrap();
-                if plan.is_empty() {
-                    return Ok(());
-                }
-                snap = check_plan(&snap, &plan, &cfg);
-            }
-            prop_assert!(balance(&snap, &cfg).unwrap().is_empty());
+            prop_assert!(rounds_to_settle(snap, &cfg, ROUNDS).is_some());
         }
 
         /// Not a check: prints how many rounds each random snapshot takes
@@ -2034,33 +2041,16 @@ mod tests {
         #[ignore]
         fn rounds_to_settle_histogram(snap in arb_snapshot()) {
             let cfg = BalancerConfig::default();
-            let mut snap = snap;
-            let mut rounds = 0;
-            while rounds < 64 {
-                let plan = balance(&snap, &cfg).unwrap();
-                if plan.is_empty() {
-                    break;
-                }
-                snap = check_plan(&snap, &plan, &cfg);
-                rounds += 1;
+            match rounds_to_settle(snap, &cfg, 64) {
+                Some(rounds) => println!("rounds {rounds}"),
+                None => println!("rounds 65+"),
             }
-            println!("rounds {rounds}");
         }
 
         #[test]
         fn repeated_rounds_converge(snap in arb_snapshot(), cfg in arb_config()) {
             let cfg = BalancerConfig { max_moves_per_round: cfg.max_moves_per_round.max(1), ..cfg };
-            let mut snap = snap;
-            let mut rounds = 0;
-            loop {
-                let plan = balance(&snap, &cfg).unwrap();
-                if plan.is_empty() {
-                    break;
-                }
-                snap = check_plan(&snap, &plan, &cfg);
-                rounds += 1;
-                prop_assert!(rounds <= 64, "no convergence after {} rounds", rounds);
-            }
+            prop_assert!(rounds_to_settle(snap, &cfg, 64).is_some(), "no convergence after 64 rounds");
         }
     }
 }

@@ -32,19 +32,19 @@ const EXPECTED_WARNINGS: &[&str] = &["BPF map skeleton link is uninitialized"];
 const CHATTY_TARGETS: &[&str] = &["scx_utils"];
 
 /// Whole lines to one output, and none after the last word.
-pub struct Lines {
+struct Lines {
     closed: bool,
 }
 
 impl Lines {
-    pub const fn new() -> Self {
+    const fn new() -> Self {
         Lines { closed: false }
     }
 
     /// Writes `text` and a newline to `out` in one write, unless the last
     /// word has been said. A write error is ignored: stderr may be a
     /// closed pipe, and the scheduler must not stop for that.
-    pub fn line(&mut self, out: &mut impl Write, text: &str) {
+    fn line(&mut self, out: &mut impl Write, text: &str) {
         if !self.closed {
             let mut buf = String::with_capacity(text.len() + 1);
             buf.push_str(text);
@@ -54,15 +54,9 @@ impl Lines {
     }
 
     /// Writes the last line; later ones are dropped.
-    pub fn last_word(&mut self, out: &mut impl Write, text: &str) {
+    fn last_word(&mut self, out: &mut impl Write, text: &str) {
         self.line(out, text);
         self.closed = true;
-    }
-}
-
-impl Default for Lines {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
