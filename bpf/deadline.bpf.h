@@ -162,6 +162,17 @@ static bool should_preempt(s32 cpu, u32 dom, u64 dl)
 	return true;
 }
 
+/* How far @wakerc's vtime is behind its domain's clock (0 if ahead). */
+static u64 waker_lag(struct task_ctx *wakerc)
+{
+	u64 clock;
+
+	if (wakerc->dom >= MAX_DOMS)
+		return ~0ULL;
+	clock = dom_clock(wakerc->dom);
+	return time_before(wakerc->vtime, clock) ? clock - wakerc->vtime : 0;
+}
+
 /*
  * Keep @p's vtime at most sleeper_credit_pct of a slice behind its
  * domain's clock (a sleeper gets the CPU soon, not a head start as long as
@@ -169,7 +180,13 @@ static bool should_preempt(s32 cpu, u32 dom, u64 dl)
  * the time @p slept: a task that blocked for a moment (a consumer waiting
  * for the next message) has no time to make up, and crediting it a whole
  * slice puts it ahead of the producer it waits for, to run one message and
- * block again, at the cost of two context switches per message.
+ * block again, at the cost of two context switches per message. Nor more
+ * than its waker's own lag behind the clock: a consumer woken by a
+ * producer that has used its share (hackbench's senders) would otherwise
+ * go ahead of every task queued with the producer, to find one message;
+ * behind them, it finds many. A link of a pipeline woken by a link that
+ * was itself credited keeps that credit, and a wakeup from an interrupt
+ * (a timer, a device) is not bounded by whatever task it interrupted.
  */
 static u64 place_vtime(struct task_struct *p, struct task_ctx *taskc, u32 dom, u64 slice,
 		       u64 now)
@@ -181,6 +198,8 @@ static u64 place_vtime(struct task_struct *p, struct task_ctx *taskc, u32 dom, u
 
 	if (credit > slept)
 		credit = slept;
+	if (credit > taskc->wake_credit)
+		credit = taskc->wake_credit;
 	floor = dom_clock(dom) - credit;
 	if (time_before(vtime, floor))
 		vtime = floor;

@@ -263,9 +263,12 @@ void BPF_STRUCT_OPS(rebal_runnable, struct task_struct *p, u64 enq_flags)
 		struct task_ctx *wakerc;
 
 		taskc->burst = 0;
+		taskc->wake_credit = ~0ULL;
 		/* Only a task wakes others (note_waker()). */
-		if (waker != p && in_task_context() && (wakerc = lookup_task_ctx(waker)))
+		if (waker != p && in_task_context() && (wakerc = lookup_task_ctx(waker))) {
 			note_waker(wakerc, now);
+			taskc->wake_credit = waker_lag(wakerc);
+		}
 	}
 	dcycle_update(taskc, now);
 	taskc->runnable = true;

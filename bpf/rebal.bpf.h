@@ -120,6 +120,9 @@ struct task_ctx {
 	u32 blocked_freq;	/* times blocked per second, average */
 	u64 last_woke_at;
 	u64 last_blocked_at;
+	/* The most sleeper credit its last wakeup may give it: how far its
+	 * waker was behind its own domain's clock (place_vtime()). */
+	u64 wake_credit;
 };
 
 struct {

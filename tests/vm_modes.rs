@@ -142,6 +142,17 @@ fn tuner_fifo_and_partial() {
     // witness's 100 us bucket). Quartiles, not the extremes: the window
     // also holds the stats lines of the way down and back up.
     let w = witness(&read(&dir.join("witness.txt")));
+    // The witness prints its maps as it leaves: one killed after a hang
+    // (stop_tracer, tests/vm/lib.sh) printed none, and every check below
+    // would fail for want of them; this says why.
+    let tracer = field(&read(&dir.join("witness.state.txt")), "tracer");
+    c.check(
+        tracer.as_deref().is_some_and(|t| t.starts_with("exited")),
+        format!(
+            "witness: bpftrace's end was {tracer:?}, not \"exited\" (if it hung: \
+             witness.tracer-hang)"
+        ),
+    );
     let mut low_slices: Vec<u64> = low
         .zip(back)
         .map(|(j, k)| slices[j..j + k].to_vec())
@@ -288,6 +299,8 @@ fn tuner_fifo_and_partial() {
         &[
             "modes.txt",
             "witness.txt",
+            "witness.state.txt",
+            "witness.tracer-hang",
             "cyclictest.hist",
             "tuner.log",
             "fifo.log",

@@ -1,6 +1,10 @@
 # Helpers for the guest-side benchmark workloads (POSIX sh, sourced):
 # CPU hogs, busy time from /proc/stat as evidence that a load ran, and
-# percentiles of a list of numbers as "metric" lines.
+# percentiles of a list of numbers as "metric" lines. The callers set
+# $here (this directory); the VM tests' helpers come along (stop_tracer).
+
+# shellcheck source=tests/vm/lib.sh
+. "$here/../../tests/vm/lib.sh"
 
 # start_hogs N: starts N CPU hogs, prints their pids.
 start_hogs() {

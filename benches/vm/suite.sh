@@ -19,13 +19,7 @@ hackbench -g 4 -l 50 >/dev/null 2>&1
 t1=$(date +%s%N)
 echo "metric hackbench_s $(echo "$t0 $t1" | awk '{ printf "%.3f", ($2 - $1) / 1e9 }')"
 
-n=$(nproc)
-stress-ng --cpu "$n" --switch 2 --pipe 2 --fork 1 --timeout 10s --temp-path /tmp \
-    --metrics-brief --yaml /tmp/mix.yaml >/dev/null 2>&1
-awk '/- stressor:/ { s = $3 }
-     /bogo-ops-per-second-real-time:/ { printf "metric mix_%s_ops %.1f\n", s, $2 }
-     /user-time:/ { u = $2 }
-     /system-time:/ { printf "metric mix_%s_cpu_s %.2f\n", s, u + $2 }' /tmp/mix.yaml
+sh "$here/mix.sh"
 
 sh "$here/pipeline.sh" 10000
 

@@ -57,8 +57,14 @@ tracepoint:sched:sched_switch /@t[args->next_pid]/ {
         sleep 0.5
     done
     cyclictest -q -m -t 1 -i 2000 -l "$loops" "$@" >/dev/null 2>&1
-    kill -INT "$bt"
-    wait "$bt"
+    # A tracer killed after a hang (stop_tracer) has written its lines
+    # already, but a line may be cut: $name_n says how many were read.
+    keep=/tmp/$name
+    [ -n "${BENCH_OUT:-}" ] && [ -n "${BENCH_TAG:-}" ] && keep=$BENCH_OUT/$BENCH_TAG.$name
+    stop_tracer "$bt" "$keep" || {
+        echo "wakelat: bpftrace did not leave after SIGINT; killed ($keep.tracer-hang)" >&2
+        echo "metric ${name}_tracer_killed 1"
+    }
     awk 'NF == 2 && $1 ~ /^[0-9]+$/ { n[$1]++; v[$1, n[$1]] = $2 }
         END { for (p in n) if (n[p] > best) { best = n[p]; pid = p }
               for (i = 1; i <= best; i++) print v[pid, i] }' "$trace" >"/tmp/$name.lat"

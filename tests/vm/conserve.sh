@@ -86,34 +86,8 @@ BT
     until grep -q Attaching "$1" || [ "$(date +%s)" -ge "$_end" ]; do sleep 1; done
 }
 
-# Stops the tracer. Its figures are all written by now (the last `cut`
-# above printed the window's end), so it need not exit cleanly, but it must
-# not hold up the test: once (vm_conserve-16036) it never left after
-# SIGINT, with the scheduler running and nothing in dmesg, and the VM ran
-# out its 900 s. If it is still there after 60 s, what it waits in goes to
-# PREFIX.tracer-hang (and every blocked task to dmesg, SysRq-w), and it is
-# killed; PREFIX.state.txt says which.
-stop_tracer() {
-    kill -INT "$tracer"
-    _end=$(($(date +%s) + 60))
-    while kill -0 "$tracer" 2>/dev/null && [ "$(date +%s)" -lt "$_end" ]; do sleep 1; done
-    if kill -0 "$tracer" 2>/dev/null; then
-        echo "tracer: hung" >>"$1.state.txt"
-        {
-            echo "wchan: $(cat "/proc/$tracer/wchan")"
-            for _t in /proc/"$tracer"/task/*; do
-                echo "== $_t ($(cat "$_t/comm")): $(cat "$_t/wchan")"
-                cat "$_t/stack"
-            done
-        } >"$1.tracer-hang" 2>&1
-        echo w >/proc/sysrq-trigger
-        kill -KILL "$tracer"
-    else
-        wait "$tracer"
-        echo "tracer: exited $?" >>"$1.state.txt"
-    fi
-}
-
+# The tracer's figures are all written before it is stopped (the last
+# `cut` above printed the window's end), so it need not exit cleanly.
 # phase NAME HOGS PIN SCHED_ARGS...: HOGS hogs (on domain 0's CPUs first if
 # PIN is "pin"), 4 s to settle, 15 s measured; SCHED_ARGS "-" for EEVDF.
 phase() {
@@ -149,7 +123,7 @@ phase() {
     cut -d' ' -f1 /proc/uptime >"$out/$name.up1"
     cpu_times >"$out/$name.cpu1"
     hog_times "$pids" >"$out/$name.hogs1"
-    [ -n "$tracer" ] && stop_tracer "$out/$name"
+    [ -n "$tracer" ] && stop_tracer "$tracer" "$out/$name"
     [ -n "$spid" ] && record "$out/$name.state.txt" loaded scx_state
     # shellcheck disable=SC2086 # a list of pids
     kill $pids

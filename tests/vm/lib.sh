@@ -108,3 +108,34 @@ busy_ticks() {
 dom0_cpus() {
     "$1" --dump-domains | awk -F'"cpus":\\[' '{split($2, a, "]"); print a[1]}'
 }
+
+# stop_tracer PID PREFIX: stops a bpftrace with SIGINT (it prints its END
+# output then) and appends "tracer: exited STATUS" or "tracer: hung" to
+# PREFIX.state.txt; returns 1 if it had to be killed. In this guest
+# bpftrace has now and then not left after SIGINT, with nothing in dmesg
+# (vm_conserve-16036; a bench-vm --latency boot of 2026-12-01 in
+# wakelat.sh), and whoever waited for it held the VM until its timeout.
+# If it is still there after 60 s, what it waits in goes to
+# PREFIX.tracer-hang (and every blocked task to dmesg, SysRq-w), and it is
+# killed.
+stop_tracer() {
+    kill -INT "$1"
+    _end=$(($(date +%s) + 60))
+    while kill -0 "$1" 2>/dev/null && [ "$(date +%s)" -lt "$_end" ]; do sleep 1; done
+    if kill -0 "$1" 2>/dev/null; then
+        echo "tracer: hung" >>"$2.state.txt"
+        {
+            echo "wchan: $(cat "/proc/$1/wchan")"
+            for _t in /proc/"$1"/task/*; do
+                echo "== $_t ($(cat "$_t/comm")): $(cat "$_t/wchan")"
+                cat "$_t/stack"
+            done
+        } >"$2.tracer-hang" 2>&1
+        echo w >/proc/sysrq-trigger
+        kill -KILL "$1"
+        wait "$1" 2>/dev/null
+        return 1
+    fi
+    wait "$1"
+    echo "tracer: exited $?" >>"$2.state.txt"
+}
