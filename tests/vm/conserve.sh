@@ -86,8 +86,6 @@ BT
     until grep -q Attaching "$1" || [ "$(date +%s)" -ge "$_end" ]; do sleep 1; done
 }
 
-# The tracer's figures are all written before it is stopped (the last
-# `cut` above printed the window's end), so it need not exit cleanly.
 # phase NAME HOGS PIN SCHED_ARGS...: HOGS hogs (on domain 0's CPUs first if
 # PIN is "pin"), 4 s to settle, 15 s measured; SCHED_ARGS "-" for EEVDF.
 phase() {
@@ -123,6 +121,8 @@ phase() {
     cut -d' ' -f1 /proc/uptime >"$out/$name.up1"
     cpu_times >"$out/$name.cpu1"
     hog_times "$pids" >"$out/$name.hogs1"
+    # The tracer's figures are all written by now (the `cut` above marked
+    # the window's end), so it need not exit cleanly (stop_tracer).
     [ -n "$tracer" ] && stop_tracer "$tracer" "$out/$name"
     [ -n "$spid" ] && record "$out/$name.state.txt" loaded scx_state
     # shellcheck disable=SC2086 # a list of pids
