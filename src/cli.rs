@@ -170,6 +170,17 @@ pub struct Opts {
     #[arg(long)]
     pub partial: bool,
 
+    /// Nice value (-20 to 19) of the scheduler's own process, set at start
+    /// for every thread it runs. The balancer and the slice tuner matter
+    /// most when the machine is overloaded, which is when, at nice 0 among
+    /// hundreds of runnable tasks, they would wait longest for a CPU
+    /// (seconds per interval under hackbench in the test VM). The nice
+    /// value changes when they run, not how much: their CPU time is what
+    /// their work per interval costs (`daemon CPU` in the summary).
+    #[arg(long, value_name = "N", default_value_t = -20, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub daemon_nice: i32,
+
     /// Half-life of the load averages, in seconds.
     #[arg(long, value_name = "SECS",
           default_value_t = bpf_intf::consts_LOAD_HALF_LIFE_MS_DFL as f64 / 1000.0,

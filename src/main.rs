@@ -482,6 +482,23 @@ fn install_stop_handler() -> Result<Arc<AtomicBool>> {
     Ok(shutdown)
 }
 
+/// Give this thread, and so every thread started after it (the stats
+/// server, the signal handler), nice value @nice (--daemon-nice). A refusal
+/// (no CAP_SYS_NICE in a container) is not fatal: the scheduler works at
+/// any nice value, only its interval may stretch under overload.
+fn set_own_nice(nice: i32) {
+    // SAFETY: plain syscalls on the calling thread (who = 0); errno is
+    // read at once.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        let now = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        warn!("could not set the daemon's nice value to {nice} ({err}); it runs at nice {now}");
+    } else {
+        info!("daemon at nice {nice} (--daemon-nice)");
+    }
+}
+
 fn run(opts: &Opts) -> Result<Outcome> {
     let done = Outcome {
         status: 0,
@@ -523,6 +540,8 @@ fn run(opts: &Opts) -> Result<Outcome> {
         .transpose()?;
     let table = opts.stats.map(|_| Output::stdout("--stats (stdout)"));
     sched::preflight()?;
+    // Before any thread is started: they inherit it.
+    set_own_nice(opts.daemon_nice);
     info!(
         "profile {}: {}",
         opts.profile.name(),

@@ -42,6 +42,8 @@ const CASES: &[(&[&str], &str)] = &[
     (&["--direct-greedy-under", "101"], "101 is not in 0..=100"),
     (&["--kick-greedy-under", "x"], "invalid digit"),
     (&["--sleeper-credit-pct", "101"], "101 is not in 0..=100"),
+    (&["--daemon-nice", "-21"], "-21 is not in -20..=19"),
+    (&["--daemon-nice", "20"], "20 is not in -20..=19"),
     (&["--cpumasks", "0xzz"], "is not a hex mask"),
     (&["--cpumasks", "0x0", "0xff"], "is empty"),
     (

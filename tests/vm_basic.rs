@@ -61,6 +61,14 @@ fn vm_basic_2n4l() {
         field(&attached, "ops").as_deref() == Some("rebal"),
         "attached.txt: root/ops is not `rebal`",
     );
+    // Every thread of the daemon runs at --daemon-nice's default, -20: the
+    // stats server and the signal handler too, started after it was set.
+    let nices = field(&attached, "threads_nice").unwrap_or_default();
+    let nices: Vec<&str> = nices.split_whitespace().collect();
+    c.check(
+        nices.len() >= 2 && nices.iter().all(|n| *n == "-20"),
+        format!("attached.txt: the daemon's threads should all run at nice -20, found {nices:?}"),
+    );
     let second = read(&dir.join("second.log"));
     c.check(
         field(&second, "second_exit").as_deref() == Some("1"),

@@ -5,8 +5,9 @@
 #   {"sched":..., "round":N, "secs":..., "progs":{"name":[run_time_ns, run_cnt]}}
 # progs are the deltas over the workload of the scheduler's struct_ops programs;
 # metrics are the workload's "metric" lines plus ctxsw, the context switches
-# (all CPUs) during the workload, and daemon_cpu_s, the CPU time (user +
-# system) the scheduler's own process used during it.
+# (all CPUs) during the workload, daemon_cpu_s, the CPU time (user +
+# system) the scheduler's own process used during it, and, for a scheduler
+# writing OUTDIR/NAME.ROUND.stats.jsonl, daemon_gap_s (see below).
 # Schedulers alternate (A B C A B C ...): TCG's clock drifts over a boot, so
 # only ratios inside one run mean anything.
 # Usage: compare.sh OUTDIR ROUNDS WORKLOAD NAME=CMD...   (NAME=eevdf: no scheduler)
@@ -79,6 +80,14 @@ while [ "$r" -le "$rounds" ]; do
         if [ -n "$pid" ]; then
             echo "metric daemon_cpu_s $(echo "$cpu0 $cpu1 $(getconf CLK_TCK)" |
                 awk '{ printf "%.3f", ($2 - $1) / $3 }')" >>"$out/metrics"
+        fi
+        # A --stats-json file (scx_rebal's, asked for a line every
+        # --interval): the longest gap between two lines is how long its
+        # daemon waited for a CPU at worst, over the run and its start.
+        stats=$out/$name.$r.stats.jsonl
+        if [ -s "$stats" ]; then
+            echo "metric daemon_gap_s $(sed -n 's/^{"t":\([0-9.]*\).*/\1/p' "$stats" |
+                awk 'NR > 1 && $1 - p > g { g = $1 - p } { p = $1 } END { printf "%.2f", g }')" >>"$out/metrics"
         fi
         awk -v n="$name" -v r="$r" -v s="$(((t1 - t0) / 1000000))" -v st="$st" '
             FILENAME == ARGV[1] { b[$1] = $2 " " $3; next }

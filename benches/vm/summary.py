@@ -21,12 +21,15 @@ names = list(by)
 # Which way is better, for the reader: lower for times and latencies,
 # higher for throughput and slack; the evidence that a load ran (how many
 # samples, how busy the CPUs were) and the CPU time each stressor of the mix
-# got (the scheduler's split of the machine) are neither.
+# got (the scheduler's split of the machine) and the idle time during the mix
+# (what the other rows are judged beside) are neither.
 def better(k):
     if k.endswith("_n") or k == "busy_pct":
         return "evidence"
     if k.startswith("mix_") and k.endswith("_cpu_s"):
         return "share"
+    if k == "mix_idle_s":
+        return "evidence"
     return "higher" if k.endswith("_ops") or k.startswith("frames_slack") else "lower"
 
 measures = defaultdict(lambda: defaultdict(list))

@@ -36,6 +36,10 @@ if wait_for_state enabled 60; then log "sched_ext enabled"; else log "not enable
 record "$out/attached.txt" state scx_state
 record "$out/attached.txt" ops cat /sys/kernel/sched_ext/root/ops
 record "$out/cpuset.txt" sched_cpus_allowed grep Cpus_allowed_list "/proc/$pid/status"
+# The nice value of each of its threads (stat's 19th field; comm may hold
+# spaces, so counted after its closing parenthesis): --daemon-nice's default.
+echo "threads_nice: $(for t in /proc/"$pid"/task/*/stat; do sed 's/^.*) //' "$t" | cut -d' ' -f17; done | tr '\n' ' ')" \
+    >>"$out/attached.txt"
 
 # A second instance must refuse, say why, and leave the first one attached.
 "$sched" >"$out/second.log" 2>&1
