@@ -28,6 +28,9 @@
  *   fifo_mode, no_preempt, preempt_margin_ns, sleeper_credit_pct,
  *   sync_wakeups, xnode_steal_min,
  *   kick/direct_(x)node_greedy            the policy options (--help)
+ *   daemon_tgid                           the daemon's own process id: its
+ *                                         threads count as nice 0 in every
+ *                                         load (see load_weight())
  *
  * Written by the daemon while running (.data), read by BPF:
  *   slice_ns                  ns; the tuner, every --tune-interval

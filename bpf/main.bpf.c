@@ -272,7 +272,7 @@ void BPF_STRUCT_OPS(rebal_runnable, struct task_struct *p, u64 enq_flags)
 	}
 	dcycle_update(taskc, now);
 	taskc->runnable = true;
-	taskc->acct_weight = p->scx.weight;
+	taskc->acct_weight = load_weight(p);
 	dom_load_runnable(taskc, taskc->dom, 1, now);
 }
 
@@ -380,7 +380,7 @@ s32 BPF_STRUCT_OPS(rebal_init_task, struct task_struct *p, struct scx_init_task_
 		return -ENOENT;
 	taskc->vtime = dom_clock(dom);
 	taskc->dcycle_at = now_ns();
-	taskc->acct_weight = p->scx.weight;
+	taskc->acct_weight = load_weight(p);
 	return 0;
 }
 

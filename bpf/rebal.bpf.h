@@ -38,6 +38,7 @@ const volatile u64 preempt_margin_ns = PREEMPT_MARGIN_US_DFL * 1000ULL;
 const volatile u32 sleeper_credit_pct = SLEEPER_CREDIT_PCT_DFL;
 const volatile bool sync_wakeups;
 const volatile u32 xnode_steal_min = XNODE_STEAL_MIN_DFL;
+const volatile s32 daemon_tgid;
 const volatile u32 cpu_dom[MAX_CPUS];
 const volatile u32 dom_node[MAX_DOMS];
 const volatile u32 steal_order[MAX_DOMS][MAX_DOMS];
@@ -228,6 +229,19 @@ static u64 load_decay(u64 dt)
 static u32 task_weight(struct task_struct *p)
 {
 	return p->scx.weight ?: 1;
+}
+
+/*
+ * The weight @p's duty cycle counts with in the loads the balancer
+ * compares (domain averages, candidates): its own, except for the daemon's
+ * threads, which count as nice 0. The daemon runs at a high priority
+ * (--daemon-nice, -20 by default) so as to run when it is due, not to take
+ * a larger share: at its weight, the few percent of a CPU it uses would
+ * weigh like a dozen CPU hogs, and the balancer would empty its domain.
+ */
+static u32 load_weight(struct task_struct *p)
+{
+	return daemon_tgid && p->tgid == daemon_tgid ? WEIGHT_NICE0 : task_weight(p);
 }
 
 #endif /* __REBAL_BPF_H */

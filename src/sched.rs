@@ -223,6 +223,7 @@ impl<'a> Scheduler<'a> {
         rodata.sleeper_credit_pct = u32::from(cfg.sleeper_credit_pct);
         rodata.sync_wakeups = cfg.sync_wakeups;
         rodata.xnode_steal_min = cfg.xnode_steal_min;
+        rodata.daemon_tgid = i32::try_from(std::process::id()).unwrap_or(0);
 
         for slot in rodata.cpu_dom.iter_mut() {
             *slot = bpf_intf::consts_NO_DOM;
