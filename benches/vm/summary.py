@@ -24,12 +24,10 @@ names = list(by)
 # got (the scheduler's split of the machine) and the idle time during the mix
 # (what the other rows are judged beside) are neither.
 def better(k):
-    if k.endswith("_n") or k == "busy_pct":
+    if k.endswith("_n") or k in ("busy_pct", "mix_idle_s"):
         return "evidence"
     if k.startswith("mix_") and k.endswith("_cpu_s"):
         return "share"
-    if k == "mix_idle_s":
-        return "evidence"
     return "higher" if k.endswith("_ops") or k.startswith("frames_slack") else "lower"
 
 measures = defaultdict(lambda: defaultdict(list))
