@@ -10,10 +10,13 @@
  *
  * One clock. Every timestamp that crosses the boundary (and, for
  * simplicity, every one BPF takes) is CLOCK_MONOTONIC in ns: BPF reads it
- * with bpf_ktime_get_ns(), the daemon with clock_gettime(). (scx_bpf_now(),
- * on kernels that have it, follows the runqueue clock instead, which user
- * space cannot read and which may step backwards between CPUs.) Intervals
- * are taken with rebal_elapsed() (arith.h), which reads a backward step as 0.
+ * with bpf_ktime_get_ns() or, under a runqueue lock, carries such a reading
+ * forward by the runqueue clock (now_rq(), rebal.bpf.h: a few microseconds
+ * off, for a fraction of the cost); the daemon reads it with
+ * clock_gettime(). (scx_bpf_now(), on kernels that have it, follows the
+ * runqueue clock itself, which user space cannot read and which may step
+ * backwards between CPUs.) Intervals are taken with rebal_elapsed()
+ * (arith.h), which reads a backward step as 0.
  *
  * What the two sides share (R = read, W = written):
  *

@@ -4,8 +4,8 @@
  * duty cycle (decayed share of time runnable), each domain's load average
  * split into per-CPU shares (struct dom_load in intf.h says why that is
  * exact), the table of migration candidates, and the CPU time charged to
- * each domain. All on the one clock (now_ns()), since the daemon reads
- * these timestamps against its own.
+ * each domain. All on the one clock (now_ns(), now_rq()), since the daemon
+ * reads these timestamps against its own.
  */
 #ifndef __REBAL_LOAD_BPF_H
 #define __REBAL_LOAD_BPF_H

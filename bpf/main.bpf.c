@@ -96,13 +96,13 @@ s32 BPF_STRUCT_OPS(rebal_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 
 /* Queue @p on domain @dom's DSQ: by deadline, or in order with --fifo. */
 static void insert_dom(struct task_struct *p, struct task_ctx *taskc, u32 dom, u64 slice,
-		       u64 enq_flags)
+		       u64 enq_flags, u64 now)
 {
 	if (fifo_mode)
 		scx_bpf_dsq_insert(p, dom, slice, enq_flags);
 	else
-		scx_bpf_dsq_insert_vtime(p, dom, slice,
-					 place_vtime(p, taskc, dom, slice, now_ns()), enq_flags);
+		scx_bpf_dsq_insert_vtime(p, dom, slice, place_vtime(p, taskc, dom, slice, now),
+					 enq_flags);
 }
 
 /*
@@ -113,13 +113,13 @@ static void insert_dom(struct task_struct *p, struct task_ctx *taskc, u32 dom, u
  * it: then home it goes, to its own cache. Otherwise it keeps this CPU.
  */
 static void enqueue_last(struct task_struct *p, struct task_ctx *taskc, u32 dom, u64 slice,
-			 u64 enq_flags)
+			 u64 enq_flags, u64 now)
 {
 	const struct cpumask *mask = cast_mask(taskc->mask);
 	s32 cpu = mask ? scx_bpf_pick_idle_cpu(mask, 0) : -1;
 
 	if (cpu >= 0) {
-		insert_dom(p, taskc, dom, slice, enq_flags);
+		insert_dom(p, taskc, dom, slice, enq_flags, now);
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 		stat_add(dom, DSTAT_WENT_HOME, 1);
 		return;
@@ -145,7 +145,7 @@ void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 	maybe_migrate(p, taskc);
 	dom = taskc->dom;
 	cpu = scx_bpf_task_cpu(p);
-	now = now_ns();
+	now = now_rq(cpu);
 	/* select_cpu's finding holds for this wakeup only: taken once, here. */
 	searched = taskc->searched_idle && (enq_flags & SCX_ENQ_WAKEUP);
 	taskc->searched_idle = false;
@@ -170,7 +170,7 @@ void BPF_STRUCT_OPS(rebal_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 	if (enq_flags & SCX_ENQ_LAST) {
-		enqueue_last(p, taskc, dom, slice, enq_flags);
+		enqueue_last(p, taskc, dom, slice, enq_flags, now);
 		return;
 	}
 	if (!fifo_mode)
@@ -237,7 +237,7 @@ void BPF_STRUCT_OPS(rebal_dispatch, s32 cpu, struct task_struct *prev)
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && (taskc = lookup_task_ctx(prev))) {
 		maybe_migrate(prev, taskc);
 		if (taskc->dom == dom) {
-			u64 now = now_ns();
+			u64 now = now_rq(cpu);
 
 			prev->scx.slice = slice_ns;
 			charge_run(prev, taskc, cpu, now, true);
@@ -254,10 +254,11 @@ void BPF_STRUCT_OPS(rebal_dispatch, s32 cpu, struct task_struct *prev)
 void BPF_STRUCT_OPS(rebal_runnable, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *taskc = lookup_task_ctx(p);
-	u64 now = now_ns();
+	u64 now;
 
 	if (!taskc)
 		return;
+	now = now_rq(scx_bpf_task_cpu(p));
 	if (enq_flags & SCX_ENQ_WAKEUP) {
 		struct task_struct *waker = bpf_get_current_task_btf();
 		struct task_ctx *wakerc;
@@ -289,7 +290,7 @@ void BPF_STRUCT_OPS(rebal_running, struct task_struct *p)
 
 	if (!taskc)
 		return;
-	taskc->running_at = now_ns();
+	taskc->running_at = now_rq(cpu);
 	if (busy)
 		*busy = taskc->running_at;
 	dom_clock_advance(taskc->dom, taskc->vtime);
@@ -299,11 +300,14 @@ void BPF_STRUCT_OPS(rebal_running, struct task_struct *p)
 void BPF_STRUCT_OPS(rebal_stopping, struct task_struct *p, bool runnable)
 {
 	struct task_ctx *taskc = lookup_task_ctx(p);
-	u64 now = now_ns();
+	u64 now;
+	s32 cpu;
 
 	if (!taskc)
 		return;
-	charge_run(p, taskc, scx_bpf_task_cpu(p), now, false);
+	cpu = scx_bpf_task_cpu(p);
+	now = now_rq(cpu);
+	charge_run(p, taskc, cpu, now, false);
 	if (runnable) {
 		/* Preempted or out of slice: publish its figures now; a task
 		 * going to sleep does so in quiescent(), once. */
@@ -316,10 +320,11 @@ void BPF_STRUCT_OPS(rebal_stopping, struct task_struct *p, bool runnable)
 void BPF_STRUCT_OPS(rebal_quiescent, struct task_struct *p, u64 deq_flags)
 {
 	struct task_ctx *taskc = lookup_task_ctx(p);
-	u64 now = now_ns();
+	u64 now;
 
 	if (!taskc)
 		return;
+	now = now_rq(scx_bpf_task_cpu(p));
 	if (deq_flags & SCX_DEQ_SLEEP)
 		note_blocked(taskc, now);
 	dcycle_update(taskc, now);

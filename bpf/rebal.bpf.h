@@ -139,6 +139,58 @@ static __always_inline u64 now_ns(void)
 	return bpf_ktime_get_ns();
 }
 
+/*
+ * A cheaper reading of the same clock, for callbacks that hold the
+ * runqueue lock of @cpu (the task's CPU in runnable, enqueue, running,
+ * stopping and quiescent; the dispatching CPU in dispatch).
+ *
+ * Why: bpf_ktime_get_ns() reads the clock source, and where that is not
+ * the TSC (QEMU guests whose TSC is marked unstable fall back to the HPET)
+ * every read is a device access, tens of times dearer than the rest of a
+ * callback (benches/vm/results/2026-12-07-clock). The kernel already keeps
+ * a runqueue clock (rq->clock, sched_clock based) that it updates under
+ * that lock at every schedule, wakeup and tick, and reading it is one load.
+ * So each CPU keeps an anchor: one real reading and rq->clock at that
+ * moment; later readings are the anchor plus how far rq->clock moved, and
+ * a real reading renews the anchor every CLOCK_ANCHOR_NS of rq->clock.
+ *
+ * The result stays on the one clock (intf.h) to within how far rq->clock
+ * lagged at the anchor or at the reading (the time since that CPU's last
+ * update_rq_clock(): microseconds on hardware), plus the rate difference
+ * of the two clocks over one anchor period. Errors do not add up: each
+ * new anchor is a real reading, so the intervals charged back to back on
+ * a CPU sum to the real time they span. A backward step this may cause is
+ * read as 0 by rebal_elapsed(). scx_bpf_now() (6.14+) does much the same
+ * but returns rq->clock itself; this stays on CLOCK_MONOTONIC because the
+ * daemon compares these timestamps with its own clock_gettime().
+ */
+#define CLOCK_ANCHOR_NS (10ULL * 1000 * 1000)
+
+struct clock_anchor {
+	u64 mono;	/* bpf_ktime_get_ns() */
+	u64 rq;		/* rq->clock at that moment */
+};
+
+/* BPF only: one per CPU, written under that CPU's runqueue lock. */
+struct clock_anchor clock_anchors[MAX_CPUS];
+
+static u64 now_rq(s32 cpu)
+{
+	struct clock_anchor *a = MEMBER_VPTR(clock_anchors, [cpu]);
+	struct rq *rq;
+	u64 rqc, now;
+
+	if (!a || !(rq = bpf_per_cpu_ptr(&runqueues, cpu)))
+		return now_ns();
+	rqc = rq->clock;
+	if (a->mono && rqc >= a->rq && rqc - a->rq < CLOCK_ANCHOR_NS)
+		return a->mono + (rqc - a->rq);
+	now = now_ns();
+	a->mono = now;
+	a->rq = rqc;
+	return now;
+}
+
 static struct task_ctx *lookup_task_ctx(struct task_struct *p)
 {
 	return bpf_task_storage_get(&task_ctxs, p, 0, 0);
