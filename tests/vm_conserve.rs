@@ -28,6 +28,18 @@
 //!   kernel itself sees idle moments of a few ms while tasks wait, under
 //!   EEVDF too, when an idle vCPU waits for its turn under TCG; a 2-CPU
 //!   domain with 20 ms of them in one tick is rightly marked.)
+//! - the CPU time scx_rebal charges is the CPU time the kernel counted,
+//!   with CPUs going busy and idle hundreds of times a second (`stints`:
+//!   stress-ng workers busy half the time in 2 ms slices). scx_rebal's
+//!   `run_ns` per second, summed over domains, against every task's
+//!   sum_exec_runtime (/proc/*/task/*/schedstat) per second, within
+//!   STINTS_TOLERANCE, and every domain's share in every interval between
+//!   0 and 1 (give or take the runs in progress at its ends). This guards
+//!   the BPF clock (now_rq(): a reading of the real clock carried forward
+//!   by the runqueue clock): the phases above keep every CPU busy, and
+//!   there the daemon's correction for the run in progress hides a wrong
+//!   clock; a build whose clock ran at half rate passed them all once
+//!   (benches/vm/results/2026-12-07-clock).
 //! - the load ran: the hogs' own CPU time (/proc/PID/stat) makes up most of
 //!   the CPUs' time in every phase.
 
@@ -289,6 +301,122 @@ fn traced_idle(text: &str, win: (f64, f64)) -> Option<((f64, f64), BTreeMap<usiz
     Some(((*ns0 as f64 / 1e9, *ns1 as f64 / 1e9), idle))
 }
 
+/// How far scx_rebal's charged CPU time may stray from the kernel's in
+/// `stints`, as a share of the kernel's. What lies between the two: the
+/// stats lines' window against /proc/uptime's under a load that comes and
+/// goes, tasks that start or exit between the readings (the test's own
+/// `cut` and `cat`), and the runqueue clock's lag under TCG. About 2.5
+/// times the largest deviation of five good runs, under half that of a
+/// clock at half rate (benches/vm/results/2026-12-07-clock, stintcheck):
+/// this catches a clock gone wrong, not a bias of a few percent.
+const STINTS_TOLERANCE: f64 = 0.15;
+
+/// The `stints` phase: scx_rebal's charged CPU time per second against
+/// the kernel's, and evidence that the CPUs did go busy and idle.
+fn check_stints(c: &mut common::Checks, dir: &Path) {
+    let num = |f: &str| {
+        read(&dir.join(format!("stints.{f}")))
+            .trim()
+            .parse::<f64>()
+            .ok()
+    };
+    let (Some(up0), Some(up1), Some(k0), Some(k1), Some(start)) = (
+        num("up0"),
+        num("up1"),
+        num("sched0"),
+        num("sched1"),
+        num("start"),
+    ) else {
+        c.check(false, "stints: window, schedstat sums or start missing");
+        return;
+    };
+    check_attached(c, dir, "stints");
+    let w = window(dir, "stints");
+    let busy = w.busy.values().sum::<f64>() / w.busy.len().max(1) as f64;
+    // The load ran, and left the CPUs idle part of the time: on CPUs that
+    // never idle this comparison cannot fail.
+    c.check(
+        (0.2..=0.9).contains(&busy),
+        format!(
+            "stints: CPUs busy {:.0}% of the window, not 20-90%",
+            busy * 100.0
+        ),
+    );
+    let lines = interval_lines(dir, "stints");
+    let inside: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| {
+            let at = start + l["t"].as_f64().unwrap_or(f64::NAN);
+            at >= up0 + 1.5 && at <= up1
+        })
+        .collect();
+    let (Some(first), Some(last)) = (inside.first(), inside.last()) else {
+        c.check(false, "stints: no stats line inside the measured window");
+        return;
+    };
+    let span = last["t"].as_f64().unwrap_or(0.0) - first["t"].as_f64().unwrap_or(0.0);
+    c.check(
+        span >= 10.0,
+        format!("stints: stats lines span only {span:.1} s of the window"),
+    );
+    let run_ns = |l: &serde_json::Value| -> f64 {
+        l["domains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| d["run_ns"].as_f64().unwrap_or(f64::NAN))
+            .sum()
+    };
+    // Every interval, every domain: a share of its CPUs' time that can be.
+    // The daemon adds the run in progress (now - cpu_busy_at) to what BPF
+    // has charged, so a clock that is off shows here first: a reading
+    // taken against a stale cpu_busy_at swings by seconds (-9.9 to 10.1 for
+    // the half-rate clock), where good builds stay within 0.10-0.88 under
+    // this load and 0.95-1.05 with every CPU busy (the run in progress at
+    // each end of an interval).
+    for (a, b) in inside.iter().zip(inside.iter().skip(1)) {
+        let dt = b["t"].as_f64().unwrap_or(0.0) - a["t"].as_f64().unwrap_or(0.0);
+        for (d0, d1) in a["domains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .zip(b["domains"].as_array().into_iter().flatten())
+        {
+            let run = d1["run_ns"].as_f64().unwrap_or(f64::NAN)
+                - d0["run_ns"].as_f64().unwrap_or(f64::NAN);
+            let share = run / 1e9 / dt.max(1e-9) / dom_cpus(d1).len().max(1) as f64;
+            c.check(
+                (-0.05..=1.1).contains(&share),
+                format!(
+                    "stints, t={:.1}: domain {} charged {share:.3} of its CPUs' time \
+                     in one interval (possible: 0-1, +/- the runs in progress)",
+                    b["t"].as_f64().unwrap_or(0.0),
+                    d1["id"]
+                ),
+            );
+        }
+    }
+    let charged = (run_ns(last) - run_ns(first)) / span.max(1e-9);
+    let kernel = (k1 - k0) / (up1 - up0).max(1e-9);
+    let ratio = charged / kernel;
+    eprintln!(
+        "stints: scx_rebal charged {:.3} CPU-s/s, the kernel counted {:.3} CPU-s/s \
+         (ratio {ratio:.4}); CPUs busy {:.0}%",
+        charged / 1e9,
+        kernel / 1e9,
+        busy * 100.0
+    );
+    c.check(
+        (ratio - 1.0).abs() <= STINTS_TOLERANCE,
+        format!(
+            "stints: scx_rebal charged {:.3} CPU-s per second, the kernel counted {:.3} \
+             (ratio {ratio:.3}, allowed 1 +/- {STINTS_TOLERANCE})",
+            charged / 1e9,
+            kernel / 1e9
+        ),
+    );
+}
+
 fn worst(m: &BTreeMap<usize, f64>) -> (usize, f64) {
     m.iter()
         .map(|(c, v)| (*c, *v))
@@ -385,6 +513,7 @@ fn no_cpu_idles_while_tasks_wait() {
     }
     let traced_lines = interval_lines(&dir, "traced");
     check_marks(&mut c, &dir, &traced, &traced_lines);
+    check_stints(&mut c, &dir);
     common::check_dmesg(&mut c, &dir);
     c.finish(
         &dir,
@@ -397,6 +526,9 @@ fn no_cpu_idles_while_tasks_wait() {
             "traced.stats.jsonl",
             "traced.idle",
             "traced.tracer-hang",
+            "stints.log",
+            "stints.stress-ng.log",
+            "stints.stats.jsonl",
             "vm-run.log",
         ],
     );

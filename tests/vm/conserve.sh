@@ -12,12 +12,17 @@
 #  traced          steady again, with the kernel's idle time traced (the
 #                  tracer's probes lengthen the very paths they measure, so
 #                  steady runs without them)
+#  stints          scx_rebal under tasks that run and sleep a few ms at a
+#                  time, so that every CPU goes from busy to idle and back
+#                  hundreds of times a second: is the CPU time scx_rebal
+#                  charges (its BPF clock) the CPU time the kernel counted?
 # Each phase writes NAME.cpu0/NAME.cpu1 (per-CPU "cpuN busy idle" jiffies
 # over the measured window), NAME.hogs0/NAME.hogs1 ("pid utime+stime"
 # ticks), NAME.up0/NAME.up1 (/proc/uptime: the window's length) and, under
 # scx_rebal, NAME.stats.jsonl and NAME.start (/proc/uptime once the scheduler
 # is enabled: its stats' t counts from its attach, up to a 1 s poll earlier);
-# traced also writes traced.idle (idle_trace below).
+# traced also writes traced.idle (idle_trace below); stints writes
+# stints.sched0/stints.sched1 instead of the hogs' ticks (sched_ns below).
 # Usage: conserve.sh SCHED_BINARY OUTDIR
 set -u
 # shellcheck source=tests/vm/lib.sh
@@ -136,9 +141,48 @@ phase() {
     fi
 }
 
+# The run time of every task in the system, summed (ns): the first field
+# of /proc/PID/task/TID/schedstat is the task's sum_exec_runtime, on the
+# kernel's runqueue clock, which is the very time scx_rebal charges from
+# running() to stopping(). (The guest kernel has no IRQ time accounting,
+# so both count the interrupts that come during a run.)
+sched_ns() {
+    cat /proc/[0-9]*/task/[0-9]*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
+}
+
+# stints: 8 stress-ng workers, each busy half the time in 2 ms slices;
+# 4 s to settle, 15 s measured, like phase().
+stints() {
+    name=stints
+    "$sched" --stats-json "$out/$name.stats.jsonl" --interval 1 >"$out/$name.log" 2>&1 &
+    spid=$!
+    wait_for_state enabled 120 || log "$name: not enabled"
+    cut -d' ' -f1 /proc/uptime >"$out/$name.start"
+    record "$out/$name.state.txt" attached scx_state
+    stress-ng --cpu 8 --cpu-load 50 --cpu-load-slice 2 --timeout 60s --temp-path /tmp \
+        >"$out/$name.stress-ng.log" 2>&1 &
+    lpid=$!
+    sleep 4
+    cut -d' ' -f1 /proc/uptime >"$out/$name.up0"
+    cpu_times >"$out/$name.cpu0"
+    sched_ns >"$out/$name.sched0"
+    sleep 15
+    cut -d' ' -f1 /proc/uptime >"$out/$name.up1"
+    cpu_times >"$out/$name.cpu1"
+    sched_ns >"$out/$name.sched1"
+    record "$out/$name.state.txt" loaded scx_state
+    kill "$lpid"
+    wait "$lpid" 2>/dev/null
+    kill -INT "$spid"
+    wait "$spid"
+    echo "exit_status: $?" >>"$out/$name.state.txt"
+    wait_for_state disabled 60
+}
+
 phase visitors-eevdf 10 pin -
 phase visitors 10 pin --no-load-balance
 phase steady 8 free --tune-interval 0.1
 phase traced 8 free --tune-interval 0.1
+stints
 dmesg >"$out/dmesg.txt"
 log "done"
