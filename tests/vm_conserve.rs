@@ -176,6 +176,25 @@ fn interval_lines(dir: &Path, name: &str) -> Vec<serde_json::Value> {
     lines
 }
 
+/// Each domain of stats line `b` with how far its `field` moved since
+/// stats line `a` (NaN where either lacks it).
+fn dom_deltas<'a>(
+    a: &serde_json::Value,
+    b: &'a serde_json::Value,
+    field: &str,
+) -> Vec<(&'a serde_json::Value, f64)> {
+    a["domains"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .zip(b["domains"].as_array().into_iter().flatten())
+        .map(|(d0, d1)| {
+            let v = |d: &serde_json::Value| d[field].as_f64().unwrap_or(f64::NAN);
+            (d1, v(d1) - v(d0))
+        })
+        .collect()
+}
+
 /// A domain's CPUs, from its stats object.
 fn dom_cpus(d: &serde_json::Value) -> Vec<usize> {
     d["cpus"]
@@ -186,13 +205,46 @@ fn dom_cpus(d: &serde_json::Value) -> Vec<usize> {
         .collect()
 }
 
+/// A phase's stats lines that fall inside its measured window `win`
+/// (/proc/uptime s), and the seconds they span (checked to be 10 or more).
+/// The daemon's `t` counts from its attach; `start` is the uptime when the
+/// guest saw it enabled, up to a poll (1 s) and a start of `cut` (0.5 s)
+/// later, so start + t runs up to 1.5 s ahead of the true time. None, after
+/// a failed check, when no line falls inside.
+fn lines_in_window<'a>(
+    c: &mut common::Checks,
+    name: &str,
+    lines: &'a [serde_json::Value],
+    start: f64,
+    win: (f64, f64),
+) -> Option<(Vec<&'a serde_json::Value>, f64)> {
+    let inside: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| {
+            let at = start + l["t"].as_f64().unwrap_or(f64::NAN);
+            at >= win.0 + 1.5 && at <= win.1
+        })
+        .collect();
+    let (Some(first), Some(last)) = (inside.first(), inside.last()) else {
+        c.check(
+            false,
+            format!("{name}: no stats line inside the measured window"),
+        );
+        return None;
+    };
+    let span = last["t"].as_f64().unwrap_or(0.0) - first["t"].as_f64().unwrap_or(0.0);
+    c.check(
+        span >= 10.0,
+        format!("{name}: stats lines span only {span:.1} s of the window"),
+    );
+    Some((inside, span))
+}
+
 /// The tuner's claims of idle time (`marked_idle_s`, summed over the ticks
 /// it marked a domain lightly used) against the kernel's idle time of the
 /// domain's CPUs (sched_switch, idle_trace in conserve.sh), between the
-/// first and the last stats line inside the traced window. The daemon's
-/// `t` counts from its attach; NAME.start is the uptime when the guest saw
-/// it enabled, up to a poll (1 s) and a start of `cut` (0.5 s) later, so
-/// start + t runs up to 1.5 s ahead of the true time.
+/// first and the last stats line inside the traced window
+/// (lines_in_window()).
 fn check_marks(c: &mut common::Checks, dir: &Path, w: &Window, lines: &[serde_json::Value]) {
     let Some((win, traced)) = traced_idle(&read(&dir.join("traced.idle")), w.up) else {
         c.check(false, "traced: no idle trace for the window in traced.idle");
@@ -202,31 +254,12 @@ fn check_marks(c: &mut common::Checks, dir: &Path, w: &Window, lines: &[serde_js
         .trim()
         .parse::<f64>()
         .unwrap_or(f64::NAN);
-    let inside: Vec<&serde_json::Value> = lines
-        .iter()
-        .filter(|l| {
-            let at = start + l["t"].as_f64().unwrap_or(f64::NAN);
-            at >= win.0 + 1.5 && at <= win.1
-        })
-        .collect();
-    let (Some(first), Some(last)) = (inside.first(), inside.last()) else {
-        c.check(false, "traced: no stats line inside the measured window");
+    let Some((inside, span)) = lines_in_window(c, "traced", lines, start, win) else {
         return;
     };
-    let span = last["t"].as_f64().unwrap_or(0.0) - first["t"].as_f64().unwrap_or(0.0);
-    c.check(
-        span >= 10.0,
-        format!("traced: stats lines span only {span:.1} s of the window"),
-    );
+    let (first, last) = (inside[0], inside[inside.len() - 1]);
     let secs = w.up.1 - w.up.0;
-    for (d0, d1) in first["domains"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .zip(last["domains"].as_array().into_iter().flatten())
-    {
-        let claimed = d1["marked_idle_s"].as_f64().unwrap_or(f64::NAN)
-            - d0["marked_idle_s"].as_f64().unwrap_or(f64::NAN);
+    for (d1, claimed) in dom_deltas(first, last, "marked_idle_s") {
         let cpus = dom_cpus(d1);
         let stat: f64 = cpus
             .iter()
@@ -343,30 +376,10 @@ fn check_stints(c: &mut common::Checks, dir: &Path) {
         ),
     );
     let lines = interval_lines(dir, "stints");
-    let inside: Vec<&serde_json::Value> = lines
-        .iter()
-        .filter(|l| {
-            let at = start + l["t"].as_f64().unwrap_or(f64::NAN);
-            at >= up0 + 1.5 && at <= up1
-        })
-        .collect();
-    let (Some(first), Some(last)) = (inside.first(), inside.last()) else {
-        c.check(false, "stints: no stats line inside the measured window");
+    let Some((inside, span)) = lines_in_window(c, "stints", &lines, start, (up0, up1)) else {
         return;
     };
-    let span = last["t"].as_f64().unwrap_or(0.0) - first["t"].as_f64().unwrap_or(0.0);
-    c.check(
-        span >= 10.0,
-        format!("stints: stats lines span only {span:.1} s of the window"),
-    );
-    let run_ns = |l: &serde_json::Value| -> f64 {
-        l["domains"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|d| d["run_ns"].as_f64().unwrap_or(f64::NAN))
-            .sum()
-    };
+    let (first, last) = (inside[0], inside[inside.len() - 1]);
     // Every interval, every domain: a share of its CPUs' time that can be.
     // The daemon adds the run in progress (now - cpu_busy_at) to what BPF
     // has charged, so a clock that is off shows here first: a reading
@@ -376,14 +389,7 @@ fn check_stints(c: &mut common::Checks, dir: &Path) {
     // each end of an interval).
     for (a, b) in inside.iter().zip(inside.iter().skip(1)) {
         let dt = b["t"].as_f64().unwrap_or(0.0) - a["t"].as_f64().unwrap_or(0.0);
-        for (d0, d1) in a["domains"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .zip(b["domains"].as_array().into_iter().flatten())
-        {
-            let run = d1["run_ns"].as_f64().unwrap_or(f64::NAN)
-                - d0["run_ns"].as_f64().unwrap_or(f64::NAN);
+        for (d1, run) in dom_deltas(a, b, "run_ns") {
             let share = run / 1e9 / dt.max(1e-9) / dom_cpus(d1).len().max(1) as f64;
             c.check(
                 (-0.05..=1.1).contains(&share),
@@ -396,7 +402,11 @@ fn check_stints(c: &mut common::Checks, dir: &Path) {
             );
         }
     }
-    let charged = (run_ns(last) - run_ns(first)) / span.max(1e-9);
+    let charged = dom_deltas(first, last, "run_ns")
+        .iter()
+        .map(|(_, run)| run)
+        .sum::<f64>()
+        / span.max(1e-9);
     let kernel = (k1 - k0) / (up1 - up0).max(1e-9);
     let ratio = charged / kernel;
     eprintln!(
