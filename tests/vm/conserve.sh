@@ -91,14 +91,38 @@ BT
     until grep -q Attaching "$1" || [ "$(date +%s)" -ge "$_end" ]; do sleep 1; done
 }
 
+# The run time of every task in the system, summed (ns): the first field
+# of /proc/PID/task/TID/schedstat is the task's sum_exec_runtime, on the
+# kernel's runqueue clock, which is the very time scx_rebal charges from
+# running() to stopping(). (The guest kernel has no IRQ time accounting,
+# so both count the interrupts that come during a run.)
+sched_ns() {
+    cat /proc/[0-9]*/task/[0-9]*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
+}
+
+# mark N: the window's edge N (0 or 1) of phase $name, whose load is $kind
+# with pids $pids.
+mark() {
+    cut -d' ' -f1 /proc/uptime >"$out/$name.up$1"
+    cpu_times >"$out/$name.cpu$1"
+    if [ "$kind" = stints ]; then
+        sched_ns >"$out/$name.sched$1"
+    else
+        hog_times "$pids" >"$out/$name.hogs$1"
+    fi
+}
+
 # phase NAME HOGS PIN SCHED_ARGS...: HOGS hogs (on domain 0's CPUs first if
-# PIN is "pin"), 4 s to settle, 15 s measured; SCHED_ARGS "-" for EEVDF.
+# PIN is "pin"), 4 s to settle, 15 s measured; SCHED_ARGS "-" for EEVDF,
+# none for scx_rebal's defaults. HOGS "stints": 8 stress-ng workers, each busy half the time in 2 ms
+# slices, marked with sched_ns instead of the hogs' ticks.
 phase() {
     name=$1 n=$2 pin=$3
     shift 3
+    kind=$n
     spid="" tracer=""
     [ "$name" = traced ] && idle_trace "$out/$name.idle"
-    if [ "$1" != - ]; then
+    if [ "${1:-}" != - ]; then
         "$sched" --stats-json "$out/$name.stats.jsonl" --interval 1 "$@" >"$out/$name.log" 2>&1 &
         spid=$!
         wait_for_state enabled 120 || log "$name: not enabled"
@@ -106,6 +130,12 @@ phase() {
         record "$out/$name.state.txt" attached scx_state
     fi
     pids=""
+    if [ "$n" = stints ]; then
+        stress-ng --cpu 8 --cpu-load 50 --cpu-load-slice 2 --timeout 60s --temp-path /tmp \
+            >"$out/$name.stress-ng.log" 2>&1 &
+        pids=$!
+        n=0
+    fi
     for _ in $(seq "$n"); do
         if [ "$pin" = pin ]; then
             taskset -c "$dom0" sh -c 'while :; do :; done' >/dev/null 2>&1 &
@@ -119,13 +149,9 @@ phase() {
         for p in $pids; do taskset -pc "$online" "$p" >/dev/null; done
     fi
     sleep 4
-    cut -d' ' -f1 /proc/uptime >"$out/$name.up0"
-    cpu_times >"$out/$name.cpu0"
-    hog_times "$pids" >"$out/$name.hogs0"
+    mark 0
     sleep 15
-    cut -d' ' -f1 /proc/uptime >"$out/$name.up1"
-    cpu_times >"$out/$name.cpu1"
-    hog_times "$pids" >"$out/$name.hogs1"
+    mark 1
     # The tracer's figures are all written by now (the `cut` above marked
     # the window's end), so it need not exit cleanly (stop_tracer).
     [ -n "$tracer" ] && stop_tracer "$tracer" "$out/$name"
@@ -141,48 +167,10 @@ phase() {
     fi
 }
 
-# The run time of every task in the system, summed (ns): the first field
-# of /proc/PID/task/TID/schedstat is the task's sum_exec_runtime, on the
-# kernel's runqueue clock, which is the very time scx_rebal charges from
-# running() to stopping(). (The guest kernel has no IRQ time accounting,
-# so both count the interrupts that come during a run.)
-sched_ns() {
-    cat /proc/[0-9]*/task/[0-9]*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
-}
-
-# stints: 8 stress-ng workers, each busy half the time in 2 ms slices;
-# 4 s to settle, 15 s measured, like phase().
-stints() {
-    name=stints
-    "$sched" --stats-json "$out/$name.stats.jsonl" --interval 1 >"$out/$name.log" 2>&1 &
-    spid=$!
-    wait_for_state enabled 120 || log "$name: not enabled"
-    cut -d' ' -f1 /proc/uptime >"$out/$name.start"
-    record "$out/$name.state.txt" attached scx_state
-    stress-ng --cpu 8 --cpu-load 50 --cpu-load-slice 2 --timeout 60s --temp-path /tmp \
-        >"$out/$name.stress-ng.log" 2>&1 &
-    lpid=$!
-    sleep 4
-    cut -d' ' -f1 /proc/uptime >"$out/$name.up0"
-    cpu_times >"$out/$name.cpu0"
-    sched_ns >"$out/$name.sched0"
-    sleep 15
-    cut -d' ' -f1 /proc/uptime >"$out/$name.up1"
-    cpu_times >"$out/$name.cpu1"
-    sched_ns >"$out/$name.sched1"
-    record "$out/$name.state.txt" loaded scx_state
-    kill "$lpid"
-    wait "$lpid" 2>/dev/null
-    kill -INT "$spid"
-    wait "$spid"
-    echo "exit_status: $?" >>"$out/$name.state.txt"
-    wait_for_state disabled 60
-}
-
 phase visitors-eevdf 10 pin -
 phase visitors 10 pin --no-load-balance
 phase steady 8 free --tune-interval 0.1
 phase traced 8 free --tune-interval 0.1
-stints
+phase stints stints free
 dmesg >"$out/dmesg.txt"
 log "done"
