@@ -14,7 +14,7 @@
 //! ("infeasible": more than a CPU's worth of share) capped by scx_utils'
 //! LoadAggregator, so that one heavy task does not dwarf a whole domain.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use scx_utils::LoadAggregator;
 
@@ -135,12 +135,21 @@ pub fn compute_loads(
     }
 
     // Find the largest weight any task can really use on this machine.
+    // LoadAggregator takes one duty cycle per (domain, weight): the sum
+    // over the tasks that share them. Fed task by task, it would keep one
+    // task of each and misjudge what the others leave for a heavy one.
+    let mut by_weight: BTreeMap<(usize, u32), f64> = BTreeMap::new();
+    for t in tasks {
+        *by_weight.entry((t.dom, t.weight)).or_insert(0.0) += own(t);
+    }
     let mut agg = LoadAggregator::new(nr_cpus.max(1), false);
     for d in doms {
         agg.init_domain(d.id);
     }
-    for t in tasks {
-        let _ = agg.record_dom_load(t.dom, t.weight as usize, own(t));
+    for (&(dom, weight), &dcycle) in &by_weight {
+        if let Err(e) = agg.record_dom_load(dom, weight as usize, dcycle) {
+            log::warn!("load: domain {dom}, weight {weight} left out of the weight cap: {e:#}");
+        }
     }
     let max_w = agg.calculate().effective_max_weight();
     let cap = |w: f64| if max_w > 0.0 { w.min(max_w) } else { w };
@@ -301,6 +310,66 @@ mod tests {
         // Without the kernel's figures, nothing changes.
         let l = compute_loads(&doms, &tasks, 4, &HashMap::new());
         assert!((l.dom_loads[0] - 3.17).abs() < 1e-9, "{l:?}");
+    }
+
+    /// Sixteen nice-0 hogs in two domains on 8 CPUs, plus @extra in
+    /// domain 0; the domains' reports count every task at its full weight.
+    fn hogs_and(extra: TaskSample) -> (Vec<DomReport>, Vec<TaskSample>) {
+        let hog = |pid, dom| TaskSample {
+            pid,
+            dom,
+            weight: 100,
+            dcycle: 1.0,
+            dom_mask: [3; DOMMASK_WORDS],
+        };
+        let mut tasks: Vec<TaskSample> = (0..16).map(|i| hog(i + 1, (i % 2) as usize)).collect();
+        let extra_load = extra.weight as f64 * extra.dcycle / WEIGHT_NICE0;
+        let extra_dc = extra.dcycle;
+        tasks.push(extra);
+        let doms = vec![
+            report(0, 8.0 + extra_load, 8.0 + extra_dc),
+            report(1, 8.0, 8.0),
+        ];
+        (doms, tasks)
+    }
+
+    #[test]
+    fn a_heavy_task_counts_for_the_cpu_it_can_use() {
+        // A nice -20 hog (weight 10000) can use one CPU, no more: the
+        // other 16 hogs share the other 7, so it counts as 16/7 hogs.
+        let (doms, tasks) = hogs_and(TaskSample {
+            pid: 100,
+            dom: 0,
+            weight: 10000,
+            dcycle: 1.0,
+            dom_mask: [3; DOMMASK_WORDS],
+        });
+        let l = compute_loads(&doms, &tasks, 8, &HashMap::new());
+        assert!(l.weighted);
+        let heavy = l.task_loads[16];
+        assert!((heavy - 16.0 / 7.0).abs() < 1e-6, "{l:?}");
+        assert!((l.task_loads[0] - 1.0).abs() < 1e-9, "{l:?}");
+        assert!((l.dom_loads[0] - (8.0 + 16.0 / 7.0)).abs() < 1e-6, "{l:?}");
+        assert!((l.dom_loads[1] - 8.0).abs() < 1e-9, "{l:?}");
+    }
+
+    #[test]
+    fn a_light_high_priority_task_counts_for_what_it_uses() {
+        // A nice -20 task that runs 5% of the time (a daemon) gets its 5%
+        // whatever the weight: it counts as 5% of a CPU at the going rate
+        // (16 hogs on the 7.95 CPUs it leaves), not as 5 hogs.
+        let (doms, tasks) = hogs_and(TaskSample {
+            pid: 100,
+            dom: 0,
+            weight: 10000,
+            dcycle: 0.05,
+            dom_mask: [3; DOMMASK_WORDS],
+        });
+        let l = compute_loads(&doms, &tasks, 8, &HashMap::new());
+        assert!(l.weighted);
+        let want = 0.05 * 16.0 / 7.95;
+        assert!((l.task_loads[16] - want).abs() < 1e-6, "{l:?}");
+        assert!((l.dom_loads[0] - (8.0 + want)).abs() < 1e-6, "{l:?}");
     }
 
     #[test]
