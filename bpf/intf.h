@@ -31,14 +31,17 @@
  *   fifo_mode, no_preempt, preempt_margin_ns, sleeper_credit_pct,
  *   sync_wakeups, xnode_steal_min,
  *   kick/direct_(x)node_greedy            the policy options (--help)
- *   daemon_tgid                           the daemon's own process id: its
- *                                         threads count as nice 0 in every
- *                                         load (see load_weight())
  *
  * Written by the daemon while running (.data), read by BPF:
  *   slice_ns                  ns; the tuner, every --tune-interval
  *   greedy_direct[], greedy_kick[]
  *                             bit per domain: lightly used (the tuner)
+ *   load_weight_cap           p->scx.weight units; the balancer, every
+ *                             --interval: the largest weight a task's duty
+ *                             cycle counts with in the domain loads
+ *                             (load_weight(); src/load.rs says how it is
+ *                             found). WEIGHT_NICE0 while the machine has
+ *                             idle CPUs, as weights then decide nothing.
  * Written by both (.bss):
  *   migrations_pending        moves written to `migrations` and not yet
  *                             carried out: the daemon sets it after writing
@@ -91,8 +94,10 @@ enum consts {
 	/* Per-domain slots of the migration-candidate table (see cand_slot). */
 	NR_CANDS_PER_DOM	= 128,
 
-	/* Nice-0 weight, as the kernel gives it in p->scx.weight. */
+	/* Nice-0 weight, as the kernel gives it in p->scx.weight, and the
+	 * largest weight it gives (sched_ext's range is 1..10000). */
 	WEIGHT_NICE0		= 100,
+	WEIGHT_MAX		= 10000,
 
 	/* Fixed-point scale of a task's duty cycle: 1 << 16 = always runnable. */
 	DCYCLE_SHIFT		= 16,

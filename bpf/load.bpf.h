@@ -108,7 +108,7 @@ static void publish_candidate(struct task_struct *p, struct task_ctx *taskc, u64
 
 	slot->pid = p->pid;
 	slot->dom = dom;
-	slot->weight = load_weight(p);
+	slot->weight = task_weight(p);
 	slot->dcycle = taskc->dcycle;
 	slot->updated_ns = now;
 	for (i = 0; i < DOMMASK_WORDS; i++)

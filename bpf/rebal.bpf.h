@@ -38,7 +38,6 @@ const volatile u64 preempt_margin_ns = PREEMPT_MARGIN_US_DFL * 1000ULL;
 const volatile u32 sleeper_credit_pct = SLEEPER_CREDIT_PCT_DFL;
 const volatile bool sync_wakeups;
 const volatile u32 xnode_steal_min = XNODE_STEAL_MIN_DFL;
-const volatile s32 daemon_tgid;
 const volatile u32 cpu_dom[MAX_CPUS];
 const volatile u32 dom_node[MAX_DOMS];
 const volatile u32 steal_order[MAX_DOMS][MAX_DOMS];
@@ -48,6 +47,8 @@ volatile u64 slice_ns = SLICE_DFL_US * 1000ULL;
 /* All set until the tuner first speaks. */
 volatile u64 greedy_direct[DOMMASK_WORDS] = { [0 ... DOMMASK_WORDS - 1] = ~0ULL };
 volatile u64 greedy_kick[DOMMASK_WORDS] = { [0 ... DOMMASK_WORDS - 1] = ~0ULL };
+/* Until the balancer's first round: as on a machine with idle CPUs. */
+volatile u32 load_weight_cap = WEIGHT_NICE0;
 
 /* Written by both (intf.h). */
 s32 migrations_pending;
@@ -284,16 +285,20 @@ static u32 task_weight(struct task_struct *p)
 }
 
 /*
- * The weight @p's duty cycle counts with in the loads the balancer
- * compares (domain averages, candidates): its own, except for the daemon's
- * threads, which count as nice 0. The daemon runs at a high priority
- * (--daemon-nice, -20 by default) so as to run when it is due, not to take
- * a larger share: at its weight, the few percent of a CPU it uses would
- * weigh like a dozen CPU hogs, and the balancer would empty its domain.
+ * The weight @p's duty cycle counts with in the domains' load averages:
+ * its own, up to the largest weight any task can use (load_weight_cap,
+ * the balancer's). A task of a high priority that runs a few percent of
+ * the time (the daemon itself at --daemon-nice -20, an audio thread) gets
+ * those few percent whatever its weight; counted at its full weight it
+ * would weigh like a dozen CPU hogs, and the balancer would empty its
+ * domain. Candidates are published with their own weight, from which the
+ * balancer finds the cap.
  */
 static u32 load_weight(struct task_struct *p)
 {
-	return daemon_tgid && p->tgid == daemon_tgid ? WEIGHT_NICE0 : task_weight(p);
+	u32 w = task_weight(p), cap = load_weight_cap;
+
+	return w < cap ? w : cap ?: 1;
 }
 
 #endif /* __REBAL_BPF_H */

@@ -11,8 +11,16 @@
 //! So while the machine has room (summed duty cycles below its CPUs), load
 //! is the duty cycle alone. Once it is saturated, weight decides who gets
 //! the CPU, and load is weight x duty cycle, with weights no task can use
-//! ("infeasible": more than a CPU's worth of share) capped by scx_utils'
-//! LoadAggregator, so that one heavy task does not dwarf a whole domain.
+//! ("infeasible": a share above what the task runs when it never waits)
+//! capped by scx_utils' LoadAggregator, so that a heavy task does not
+//! dwarf a whole domain, nor a high-priority one that runs a few percent
+//! of the time (the daemon itself) weigh like a dozen hogs.
+//!
+//! The cap is found from the sampled tasks and applies to all of them:
+//! BPF counts every task's weight up to `load_weight_cap` in the domain
+//! averages, and each round hands BPF the cap it found. While the machine
+//! has room that cap is nice 0's weight, so the averages the first
+//! saturated round reads count every task at most as a nice-0 one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -25,6 +33,7 @@ use crate::stats::DomReport;
 
 const DCYCLE_ONE: f64 = bpf_intf::consts_DCYCLE_ONE as f64;
 const WEIGHT_NICE0: f64 = bpf_intf::consts_WEIGHT_NICE0 as f64;
+const WEIGHT_MAX: f64 = bpf_intf::consts_WEIGHT_MAX as f64;
 pub const DOMMASK_WORDS: usize = bpf_intf::consts_DOMMASK_WORDS as usize;
 
 /// A task the balancer may move.
@@ -97,17 +106,21 @@ pub struct Loads {
     pub dom_loads: Vec<f64>,
     /// Same order as the tasks given.
     pub task_loads: Vec<f64>,
+    /// The weight cap BPF is to count with from now on (`load_weight_cap`).
+    pub weight_cap: u32,
 }
 
 /// Loads of the domains and of the candidate `tasks`. `demand` caps a
 /// task's duty cycle by what the kernel says it would use without waiting
 /// (see demand.rs); what the cap takes off a task is taken off its domain
-/// too, as the domains' figures count the same waiting.
+/// too, as the domains' figures count the same waiting. `counted_cap` is
+/// the weight cap BPF has been counting the domains' averages with.
 pub fn compute_loads(
     doms: &[DomReport],
     tasks: &[TaskSample],
     nr_cpus: usize,
     demand: &HashMap<i32, f64>,
+    counted_cap: u32,
 ) -> Loads {
     let own = |t: &TaskSample| demand.get(&t.pid).map_or(t.dcycle, |d| t.dcycle.min(*d));
     let mut crowding = vec![0.0; doms.len()];
@@ -131,6 +144,7 @@ pub fn compute_loads(
                 .map(|(i, d)| (d.dcycle - crowding[i]).max(0.0))
                 .collect(),
             task_loads: tasks.iter().map(own).collect(),
+            weight_cap: bpf_intf::consts_WEIGHT_NICE0,
         };
     }
 
@@ -151,20 +165,26 @@ pub fn compute_loads(
             log::warn!("load: domain {dom}, weight {weight} left out of the weight cap: {e:#}");
         }
     }
+    // (WEIGHT_MAX when no weight is infeasible.)
     let max_w = agg.calculate().effective_max_weight();
-    let cap = |w: f64| if max_w > 0.0 { w.min(max_w) } else { w };
+    let max_w = if max_w > 0.0 {
+        max_w.min(WEIGHT_MAX)
+    } else {
+        WEIGHT_MAX
+    };
+    let counted = f64::from(counted_cap.max(1));
 
     // Domain loads come from the BPF integrals (every task counts, not just
-    // the sampled ones); remove what the capped weights and the demand caps
-    // take off.
+    // the sampled ones, each up to the cap BPF had); remove what this
+    // round's cap and the demand caps take off the sampled ones.
     let mut excess = vec![0.0; doms.len()];
     let task_loads = tasks
         .iter()
         .map(|t| {
             let w = t.weight as f64;
-            let load = cap(w) * own(t) / WEIGHT_NICE0;
+            let load = w.min(max_w) * own(t) / WEIGHT_NICE0;
             if let Some(e) = excess.get_mut(t.dom) {
-                *e += w * t.dcycle / WEIGHT_NICE0 - load;
+                *e += w.min(counted) * t.dcycle / WEIGHT_NICE0 - load;
             }
             load
         })
@@ -178,6 +198,7 @@ pub fn compute_loads(
         weighted,
         dom_loads,
         task_loads,
+        weight_cap: max_w.ceil() as u32,
     }
 }
 
@@ -225,6 +246,9 @@ pub fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// BPF counted every weight in full.
+    const MAX: u32 = bpf_intf::consts_WEIGHT_MAX;
 
     fn slot(pid: i32, dom: u32, dcycle: f64, weight: u32, at: u64) -> bpf_intf::cand_slot {
         bpf_intf::cand_slot {
@@ -275,10 +299,11 @@ mod tests {
             dcycle: 0.1,
             dom_mask: [3; DOMMASK_WORDS],
         }];
-        let l = compute_loads(&doms, &tasks, 4, &HashMap::new());
+        let l = compute_loads(&doms, &tasks, 4, &HashMap::new(), MAX);
         assert!(!l.weighted);
         assert_eq!(l.dom_loads, vec![0.1, 0.1]);
         assert_eq!(l.task_loads, vec![0.1]);
+        assert_eq!(l.weight_cap, bpf_intf::consts_WEIGHT_NICE0);
     }
 
     #[test]
@@ -301,14 +326,14 @@ mod tests {
             t(5, 1, 1.0),
         ];
         let demand: HashMap<i32, f64> = [(1, 1.0), (4, 0.01)].into_iter().collect();
-        let l = compute_loads(&doms, &tasks, 4, &demand);
+        let l = compute_loads(&doms, &tasks, 4, &demand, MAX);
         assert!(l.weighted);
         assert!((l.task_loads[3] - 0.01).abs() < 1e-9, "{l:?}");
         assert!((l.task_loads[0] - 1.0).abs() < 1e-9, "{l:?}");
         assert!((l.dom_loads[0] - 3.01).abs() < 1e-9, "{l:?}");
         assert!((l.dom_loads[1] - 2.0).abs() < 1e-9, "{l:?}");
         // Without the kernel's figures, nothing changes.
-        let l = compute_loads(&doms, &tasks, 4, &HashMap::new());
+        let l = compute_loads(&doms, &tasks, 4, &HashMap::new(), MAX);
         assert!((l.dom_loads[0] - 3.17).abs() < 1e-9, "{l:?}");
     }
 
@@ -344,13 +369,15 @@ mod tests {
             dcycle: 1.0,
             dom_mask: [3; DOMMASK_WORDS],
         });
-        let l = compute_loads(&doms, &tasks, 8, &HashMap::new());
+        let l = compute_loads(&doms, &tasks, 8, &HashMap::new(), MAX);
         assert!(l.weighted);
         let heavy = l.task_loads[16];
         assert!((heavy - 16.0 / 7.0).abs() < 1e-6, "{l:?}");
         assert!((l.task_loads[0] - 1.0).abs() < 1e-9, "{l:?}");
         assert!((l.dom_loads[0] - (8.0 + 16.0 / 7.0)).abs() < 1e-6, "{l:?}");
         assert!((l.dom_loads[1] - 8.0).abs() < 1e-9, "{l:?}");
+        // BPF is to count it so from now on.
+        assert_eq!(l.weight_cap, (1600.0f64 / 7.0).ceil() as u32);
     }
 
     #[test]
@@ -365,11 +392,39 @@ mod tests {
             dcycle: 0.05,
             dom_mask: [3; DOMMASK_WORDS],
         });
-        let l = compute_loads(&doms, &tasks, 8, &HashMap::new());
+        let l = compute_loads(&doms, &tasks, 8, &HashMap::new(), MAX);
         assert!(l.weighted);
         let want = 0.05 * 16.0 / 7.95;
         assert!((l.task_loads[16] - want).abs() < 1e-6, "{l:?}");
         assert!((l.dom_loads[0] - (8.0 + want)).abs() < 1e-6, "{l:?}");
+
+        // BPF counted it at a cap of nice 0 (the machine had room before):
+        // the domain's average has it at 0.05, and the same loads result.
+        let mut capped = doms.clone();
+        capped[0].load = 8.05;
+        let l = compute_loads(&capped, &tasks, 8, &HashMap::new(), 100);
+        assert!((l.task_loads[16] - want).abs() < 1e-6, "{l:?}");
+        assert!((l.dom_loads[0] - (8.0 + want)).abs() < 1e-6, "{l:?}");
+    }
+
+    #[test]
+    fn no_infeasible_weight_no_cap() {
+        // All nice 0, saturated: nothing to cap, BPF counts weights in full.
+        let (doms, tasks) = hogs_and(TaskSample {
+            pid: 100,
+            dom: 0,
+            weight: 100,
+            dcycle: 1.0,
+            dom_mask: [3; DOMMASK_WORDS],
+        });
+        let l = compute_loads(&doms, &tasks, 8, &HashMap::new(), 100);
+        assert!(l.weighted);
+        assert_eq!(l.weight_cap, MAX);
+        assert!((l.dom_loads[0] - 9.0).abs() < 1e-9, "{l:?}");
+        assert!(
+            l.task_loads.iter().all(|&x| (x - 1.0).abs() < 1e-9),
+            "{l:?}"
+        );
     }
 
     #[test]
@@ -391,7 +446,7 @@ mod tests {
                 dom_mask: [3; DOMMASK_WORDS],
             },
         ];
-        let l = compute_loads(&doms, &tasks, 4, &HashMap::new());
+        let l = compute_loads(&doms, &tasks, 4, &HashMap::new(), MAX);
         assert!(l.weighted);
         assert!(l.task_loads[0] > l.task_loads[1]);
         assert!(l.dom_loads[0] > l.dom_loads[1]);

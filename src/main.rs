@@ -371,8 +371,9 @@ fn log_round_inputs(
         .map(|(r, l)| format!("{} {:.2}->{l:.2}", r.id, r.load))
         .collect();
     log::trace!(
-        "round: dom loads (BPF -> weighed, weighted {}) {}",
+        "round: dom loads (BPF -> weighed, weighted {}, weight cap {}) {}",
         loads.weighted,
+        loads.weight_cap,
         doms.join(", ")
     );
     let mut cands: Vec<String> = Vec::new();
@@ -414,7 +415,8 @@ fn balance_round(
     let tasks = sched.candidates(half_life_ns, book.cand_max_age_ns());
     let nr_cpus: usize = sched.domains.domains.iter().map(|d| d.cpus.len()).sum();
     let demand = demand.update(tasks.iter().map(|t| t.pid), now);
-    let loads = load::compute_loads(reports, &tasks, nr_cpus, &demand);
+    let loads = load::compute_loads(reports, &tasks, nr_cpus, &demand, sched.load_weight_cap());
+    sched.set_load_weight_cap(loads.weight_cap);
     if log::log_enabled!(log::Level::Trace) {
         log_round_inputs(reports, &tasks, &demand, &loads);
     }

@@ -223,7 +223,6 @@ impl<'a> Scheduler<'a> {
         rodata.sleeper_credit_pct = u32::from(cfg.sleeper_credit_pct);
         rodata.sync_wakeups = cfg.sync_wakeups;
         rodata.xnode_steal_min = cfg.xnode_steal_min;
-        rodata.daemon_tgid = i32::try_from(std::process::id()).unwrap_or(0);
 
         for slot in rodata.cpu_dom.iter_mut() {
             *slot = bpf_intf::consts_NO_DOM;
@@ -373,6 +372,22 @@ impl<'a> Scheduler<'a> {
             data.slice_ns = t.slice_us * 1000;
             data.greedy_direct = dom_bits(&t.direct);
             data.greedy_kick = dom_bits(&t.kick);
+        }
+    }
+
+    /// The largest weight BPF counts a task's duty cycle with in the
+    /// domains' load averages (see load.rs).
+    pub fn load_weight_cap(&self) -> u32 {
+        self.skel
+            .maps
+            .data_data
+            .as_ref()
+            .map_or(bpf_intf::consts_WEIGHT_NICE0, |d| d.load_weight_cap)
+    }
+
+    pub fn set_load_weight_cap(&mut self, cap: u32) {
+        if let Some(data) = self.skel.maps.data_data.as_mut() {
+            data.load_weight_cap = cap.clamp(1, bpf_intf::consts_WEIGHT_MAX);
         }
     }
 
