@@ -57,6 +57,22 @@ static void dom_load_runnable(struct task_ctx *taskc, u32 dom, s64 sign, u64 now
 	}
 }
 
+/*
+ * @taskc, runnable, is to count with weight @w from @now on (the balancer
+ * moved load_weight_cap, or the task was reniced, while it stayed
+ * runnable: a CPU hog may never go quiescent). What its old weight added
+ * to the average so far decays away like any other past.
+ */
+static void dom_load_reweight(struct task_ctx *taskc, u32 w, u64 now)
+{
+	struct dom_load *l = dom_load_at(taskc->dom, now);
+
+	if (!l)
+		return;
+	l->runnable_w += ((s64)w - (s64)taskc->acct_weight) * DCYCLE_ONE;
+	taskc->acct_weight = w;
+}
+
 /* Add (@sign 1) or take out (-1) @taskc's share of a domain's load. */
 static void dom_load_add(struct dom_load *l, struct task_ctx *taskc, s64 sign)
 {

@@ -287,12 +287,15 @@ void BPF_STRUCT_OPS(rebal_running, struct task_struct *p)
 	 */
 	s32 cpu = scx_bpf_task_cpu(p);
 	u64 *busy = MEMBER_VPTR(cpu_busy_at, [cpu]);
+	u32 w;
 
 	if (!taskc)
 		return;
 	taskc->running_at = now_rq(cpu);
 	if (busy)
 		*busy = taskc->running_at;
+	if (taskc->runnable && (w = load_weight(p)) != taskc->acct_weight)
+		dom_load_reweight(taskc, w, taskc->running_at);
 	dom_clock_advance(taskc->dom, taskc->vtime);
 	note_running_dl(p, taskc, cpu, taskc->running_at);
 }

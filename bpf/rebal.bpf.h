@@ -106,8 +106,9 @@ struct task_ctx {
 	/* Start of the current charge window: running(), or the last slice
 	 * renewal (charge_run()). */
 	u64 running_at;
-	/* The weight counted in the home domain's runnable_w while runnable
-	 * (the task's weight may change in between). */
+	/* The weight counted in the home domain's runnable_w while runnable:
+	 * load_weight() as of when it last became runnable or ran (the cap and
+	 * the task's nice may change in between). */
 	u32 acct_weight;
 	/* Decayed share of time runnable, DCYCLE_ONE = always. */
 	u32 dcycle;

@@ -12,7 +12,7 @@
 //! is the duty cycle alone. Once it is saturated, weight decides who gets
 //! the CPU, and load is weight x duty cycle, with weights no task can use
 //! ("infeasible": a share above what the task runs when it never waits)
-//! capped by scx_utils' LoadAggregator, so that a heavy task does not
+//! capped (weight_cap(), the infeasible-weights cap), so that a heavy task does not
 //! dwarf a whole domain, nor a high-priority one that runs a few percent
 //! of the time (the daemon itself) weigh like a dozen hogs.
 //!
@@ -23,8 +23,6 @@
 //! saturated round reads count every task at most as a nice-0 one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-
-use scx_utils::LoadAggregator;
 
 use crate::balancer::{DomSet, DomainSnap, Snapshot, TaskSnap};
 use crate::bpf_intf;
@@ -110,6 +108,45 @@ pub struct Loads {
     pub weight_cap: u32,
 }
 
+/// The infeasible-weights cap: the weight λ at which every heavier task
+/// gets exactly its duty cycle and the lighter ones share the CPUs left by
+/// weight. `dcycles` sums the duty cycles of the tasks of each weight.
+/// Found as scx_utils' LoadAggregator finds it (from the heaviest weight
+/// down, λ = load of the lighter tasks / (CPUs - duty cycles of the
+/// heavier ones)), except when there is no such λ: the duty cycles then
+/// leave CPUs free once the heavy tasks have theirs, so weights decide
+/// nothing, as on a machine with room, and the cap is nice 0's weight
+/// (LoadAggregator counts every weight in full then, and one nice -20
+/// daemon among busy nice-0 tasks weighed like a dozen of them).
+/// WEIGHT_MAX when no weight is infeasible.
+pub fn weight_cap(dcycles: &BTreeMap<u32, f64>, nr_cpus: usize) -> f64 {
+    let p = nr_cpus.max(1) as f64;
+    let classes: Vec<(f64, f64)> = dcycles
+        .iter()
+        .filter(|(_, d)| **d > 0.0)
+        .map(|(&w, &d)| (f64::from(w), d))
+        .collect();
+    let mut load: f64 = classes.iter().map(|(w, d)| w * d).sum();
+    let mut heavy_dc = 0.0;
+    for (i, &(w, d)) in classes.iter().enumerate().rev() {
+        let room = p - heavy_dc;
+        if room <= 0.0 {
+            break;
+        }
+        let lambda = load / room;
+        if lambda >= w - 1e-4 {
+            return if i + 1 == classes.len() {
+                WEIGHT_MAX
+            } else {
+                lambda.min(WEIGHT_MAX)
+            };
+        }
+        heavy_dc += d;
+        load -= w * d;
+    }
+    WEIGHT_NICE0
+}
+
 /// Loads of the domains and of the candidate `tasks`. `demand` caps a
 /// task's duty cycle by what the kernel says it would use without waiting
 /// (see demand.rs); what the cap takes off a task is taken off its domain
@@ -148,30 +185,18 @@ pub fn compute_loads(
         };
     }
 
-    // Find the largest weight any task can really use on this machine.
-    // LoadAggregator takes one duty cycle per (domain, weight): the sum
-    // over the tasks that share them. Fed task by task, it would keep one
-    // task of each and misjudge what the others leave for a heavy one.
-    let mut by_weight: BTreeMap<(usize, u32), f64> = BTreeMap::new();
+    // The largest weight any task can really use on this machine. Tasks
+    // the candidate table did not sample count as nice-0 ones, with what
+    // the domains' duty cycles hold beyond the sampled tasks'.
+    let mut by_weight: BTreeMap<u32, f64> = BTreeMap::new();
     for t in tasks {
-        *by_weight.entry((t.dom, t.weight)).or_insert(0.0) += own(t);
+        *by_weight.entry(t.weight).or_insert(0.0) += own(t);
     }
-    let mut agg = LoadAggregator::new(nr_cpus.max(1), false);
-    for d in doms {
-        agg.init_domain(d.id);
-    }
-    for (&(dom, weight), &dcycle) in &by_weight {
-        if let Err(e) = agg.record_dom_load(dom, weight as usize, dcycle) {
-            log::warn!("load: domain {dom}, weight {weight} left out of the weight cap: {e:#}");
-        }
-    }
-    // (WEIGHT_MAX when no weight is infeasible.)
-    let max_w = agg.calculate().effective_max_weight();
-    let max_w = if max_w > 0.0 {
-        max_w.min(WEIGHT_MAX)
-    } else {
-        WEIGHT_MAX
-    };
+    let sampled: f64 = tasks.iter().map(own).sum();
+    *by_weight
+        .entry(bpf_intf::consts_WEIGHT_NICE0)
+        .or_insert(0.0) += (runnable - sampled).max(0.0);
+    let max_w = weight_cap(&by_weight, nr_cpus);
     let counted = f64::from(counted_cap.max(1));
 
     // Domain loads come from the BPF integrals (every task counts, not just
@@ -407,6 +432,35 @@ mod tests {
         assert!((l.dom_loads[0] - (8.0 + want)).abs() < 1e-6, "{l:?}");
     }
 
+    fn classes(c: &[(u32, f64)]) -> BTreeMap<u32, f64> {
+        c.iter().copied().collect()
+    }
+
+    #[test]
+    fn weight_cap_cases() {
+        // Nothing infeasible: 32 nice-0 hogs and a nice -5 one on 8 CPUs.
+        assert_eq!(
+            weight_cap(&classes(&[(100, 32.0), (305, 1.0)]), 8),
+            WEIGHT_MAX
+        );
+        // With 16 hogs the nice -5 one would get 1.28 CPUs: capped.
+        let cap = weight_cap(&classes(&[(100, 16.0), (305, 1.0)]), 8);
+        assert!((cap - 1600.0 / 7.0).abs() < 1e-9, "{cap}");
+        // A nice -20 hog gets one CPU: 16 hogs on the other 7.
+        let cap = weight_cap(&classes(&[(100, 16.0), (10000, 1.0)]), 8);
+        assert!((cap - 1600.0 / 7.0).abs() < 1e-9, "{cap}");
+        // Two infeasible weights, both capped: 8 hogs on the 6 CPUs left.
+        let cap = weight_cap(&classes(&[(100, 8.0), (5000, 1.0), (10000, 1.0)]), 8);
+        assert!((cap - 800.0 / 6.0).abs() < 1e-9, "{cap}");
+        // The nice-0 tasks' duty cycles leave CPUs free once the nice -20
+        // daemon has its 5%: weights decide nothing.
+        let cap = weight_cap(&classes(&[(100, 4.0), (10000, 0.05)]), 8);
+        assert_eq!(cap, WEIGHT_NICE0);
+        // No tasks, or none with a duty cycle.
+        assert_eq!(weight_cap(&BTreeMap::new(), 8), WEIGHT_NICE0);
+        assert_eq!(weight_cap(&classes(&[(10000, 0.0)]), 8), WEIGHT_NICE0);
+    }
+
     #[test]
     fn no_infeasible_weight_no_cap() {
         // All nice 0, saturated: nothing to cap, BPF counts weights in full.
@@ -429,7 +483,9 @@ mod tests {
 
     #[test]
     fn saturated_machine_counts_weight() {
-        let doms = [report(0, 3.0, 2.0), report(1, 2.0, 2.0)];
+        // Two of 8 tasks sampled on 4 CPUs: the other 6 count as nice 0,
+        // and a weight of 200 is one the task can use.
+        let doms = [report(0, 5.0, 4.0), report(1, 4.0, 4.0)];
         let tasks = [
             TaskSample {
                 pid: 1,
@@ -448,7 +504,14 @@ mod tests {
         ];
         let l = compute_loads(&doms, &tasks, 4, &HashMap::new(), MAX);
         assert!(l.weighted);
-        assert!(l.task_loads[0] > l.task_loads[1]);
+        assert_eq!(l.weight_cap, MAX);
+        assert!((l.task_loads[0] - 2.0).abs() < 1e-9, "{l:?}");
+        assert!((l.task_loads[1] - 1.0).abs() < 1e-9, "{l:?}");
         assert!(l.dom_loads[0] > l.dom_loads[1]);
+        // Were those two all there is, both would have a CPU each.
+        let doms = [report(0, 3.0, 2.0), report(1, 0.0, 0.0)];
+        let l = compute_loads(&doms, &tasks, 2, &HashMap::new(), MAX);
+        assert!(l.weighted);
+        assert!((l.task_loads[0] - 1.0).abs() < 1e-9, "{l:?}");
     }
 }

@@ -221,7 +221,10 @@ impl Daemon<'_> {
             (opts.load_half_life * 1e9) as u64,
         );
         let mut demand = DemandTracker::default();
-        let mut bal = BalancerTotals::default();
+        let mut bal = BalancerTotals {
+            weight_cap: sched.load_weight_cap(),
+            ..Default::default()
+        };
 
         let started = Instant::now();
         // --run-for counts time scheduled, from the first attach (loading
@@ -429,6 +432,7 @@ fn balance_round(
     totals.passes += 1;
     totals.planned += plan.moves.len() as u64;
     totals.weighted = loads.weighted;
+    totals.weight_cap = loads.weight_cap;
     totals.spread_before = snap.spread();
     totals.spread_after = plan.apply(&snap).spread();
 

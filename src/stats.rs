@@ -343,6 +343,11 @@ pub struct SchedStats {
     pub pass_us: f64,
     #[stat(desc = "1 if the last pass balanced weighted load, 0 if runnable counts")]
     pub weighted: u64,
+    #[stat(
+        desc = "largest weight a task counts with in the domain loads, nice 0 = 100 \
+                (set by the last pass: the infeasible-weights cap)"
+    )]
+    pub weight_cap: u64,
     #[stat(desc = "max - min load per CPU between domains before the last plan")]
     pub spread_before: f64,
     #[stat(desc = "... and as the plan would leave it")]
@@ -366,6 +371,7 @@ pub struct BalancerTotals {
     pub planned: u64,
     pub pass_us: f64,
     pub weighted: bool,
+    pub weight_cap: u32,
     pub spread_before: f64,
     pub spread_after: f64,
 }
@@ -405,6 +411,7 @@ impl SchedStats {
             moves_applied: sum(|d| d.migrated_in),
             pass_us: bal.pass_us,
             weighted: u64::from(bal.weighted),
+            weight_cap: u64::from(bal.weight_cap),
             spread_before: bal.spread_before,
             spread_after: bal.spread_after,
             direct_greedy: sum(|d| d.greedy_in),
