@@ -118,7 +118,9 @@ pub struct Loads {
 /// nothing, as on a machine with room, and the cap is nice 0's weight
 /// (LoadAggregator counts every weight in full then, and one nice -20
 /// daemon among busy nice-0 tasks weighed like a dozen of them).
-/// WEIGHT_MAX when no weight is infeasible.
+/// When no weight is infeasible, the largest weight there is: a task the
+/// candidate table missed (counted as nice 0 here) must not count in full
+/// in BPF's averages if it is heavier than any the cap was found from.
 pub fn weight_cap(dcycles: &BTreeMap<u32, f64>, nr_cpus: usize) -> f64 {
     let p = nr_cpus.max(1) as f64;
     let classes: Vec<(f64, f64)> = dcycles
@@ -136,7 +138,7 @@ pub fn weight_cap(dcycles: &BTreeMap<u32, f64>, nr_cpus: usize) -> f64 {
         let lambda = load / room;
         if lambda >= w - 1e-4 {
             return if i + 1 == classes.len() {
-                WEIGHT_MAX
+                w
             } else {
                 lambda.min(WEIGHT_MAX)
             };
@@ -439,10 +441,7 @@ mod tests {
     #[test]
     fn weight_cap_cases() {
         // Nothing infeasible: 32 nice-0 hogs and a nice -5 one on 8 CPUs.
-        assert_eq!(
-            weight_cap(&classes(&[(100, 32.0), (305, 1.0)]), 8),
-            WEIGHT_MAX
-        );
+        assert_eq!(weight_cap(&classes(&[(100, 32.0), (305, 1.0)]), 8), 305.0);
         // With 16 hogs the nice -5 one would get 1.28 CPUs: capped.
         let cap = weight_cap(&classes(&[(100, 16.0), (305, 1.0)]), 8);
         assert!((cap - 1600.0 / 7.0).abs() < 1e-9, "{cap}");
@@ -462,8 +461,9 @@ mod tests {
     }
 
     #[test]
-    fn no_infeasible_weight_no_cap() {
-        // All nice 0, saturated: nothing to cap, BPF counts weights in full.
+    fn no_infeasible_weight_caps_at_the_largest() {
+        // All nice 0, saturated: nothing to cap among them, and nothing
+        // unseen counts above them.
         let (doms, tasks) = hogs_and(TaskSample {
             pid: 100,
             dom: 0,
@@ -473,7 +473,7 @@ mod tests {
         });
         let l = compute_loads(&doms, &tasks, 8, &HashMap::new(), 100);
         assert!(l.weighted);
-        assert_eq!(l.weight_cap, MAX);
+        assert_eq!(l.weight_cap, 100);
         assert!((l.dom_loads[0] - 9.0).abs() < 1e-9, "{l:?}");
         assert!(
             l.task_loads.iter().all(|&x| (x - 1.0).abs() < 1e-9),
@@ -504,7 +504,7 @@ mod tests {
         ];
         let l = compute_loads(&doms, &tasks, 4, &HashMap::new(), MAX);
         assert!(l.weighted);
-        assert_eq!(l.weight_cap, MAX);
+        assert_eq!(l.weight_cap, 200);
         assert!((l.task_loads[0] - 2.0).abs() < 1e-9, "{l:?}");
         assert!((l.task_loads[1] - 1.0).abs() < 1e-9, "{l:?}");
         assert!(l.dom_loads[0] > l.dom_loads[1]);
