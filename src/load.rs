@@ -364,9 +364,17 @@ mod tests {
         assert!((l.dom_loads[0] - 3.17).abs() < 1e-9, "{l:?}");
     }
 
-    /// Sixteen nice-0 hogs in two domains on 8 CPUs, plus @extra in
-    /// domain 0; the domains' reports count every task at its full weight.
-    fn hogs_and(extra: TaskSample) -> (Vec<DomReport>, Vec<TaskSample>) {
+    /// Sixteen nice-0 hogs in two domains on 8 CPUs, plus one task of
+    /// `weight` and `dcycle` in domain 0; the domains' reports count every
+    /// task at its full weight.
+    fn hogs_and(weight: u32, dcycle: f64) -> (Vec<DomReport>, Vec<TaskSample>) {
+        let extra = TaskSample {
+            pid: 100,
+            dom: 0,
+            weight,
+            dcycle,
+            dom_mask: [3; DOMMASK_WORDS],
+        };
         let hog = |pid, dom| TaskSample {
             pid,
             dom,
@@ -389,13 +397,7 @@ mod tests {
     fn a_heavy_task_counts_for_the_cpu_it_can_use() {
         // A nice -20 hog (weight 10000) can use one CPU, no more: the
         // other 16 hogs share the other 7, so it counts as 16/7 hogs.
-        let (doms, tasks) = hogs_and(TaskSample {
-            pid: 100,
-            dom: 0,
-            weight: 10000,
-            dcycle: 1.0,
-            dom_mask: [3; DOMMASK_WORDS],
-        });
+        let (doms, tasks) = hogs_and(10000, 1.0);
         let l = compute_loads(&doms, &tasks, 8, &HashMap::new(), MAX);
         assert!(l.weighted);
         let heavy = l.task_loads[16];
@@ -412,13 +414,7 @@ mod tests {
         // A nice -20 task that runs 5% of the time (a daemon) gets its 5%
         // whatever the weight: it counts as 5% of a CPU at the going rate
         // (16 hogs on the 7.95 CPUs it leaves), not as 5 hogs.
-        let (doms, tasks) = hogs_and(TaskSample {
-            pid: 100,
-            dom: 0,
-            weight: 10000,
-            dcycle: 0.05,
-            dom_mask: [3; DOMMASK_WORDS],
-        });
+        let (doms, tasks) = hogs_and(10000, 0.05);
         let l = compute_loads(&doms, &tasks, 8, &HashMap::new(), MAX);
         assert!(l.weighted);
         let want = 0.05 * 16.0 / 7.95;
@@ -464,13 +460,7 @@ mod tests {
     fn no_infeasible_weight_caps_at_the_largest() {
         // All nice 0, saturated: nothing to cap among them, and nothing
         // unseen counts above them.
-        let (doms, tasks) = hogs_and(TaskSample {
-            pid: 100,
-            dom: 0,
-            weight: 100,
-            dcycle: 1.0,
-            dom_mask: [3; DOMMASK_WORDS],
-        });
+        let (doms, tasks) = hogs_and(100, 1.0);
         let l = compute_loads(&doms, &tasks, 8, &HashMap::new(), 100);
         assert!(l.weighted);
         assert_eq!(l.weight_cap, 100);
