@@ -191,10 +191,12 @@ pub fn compute_loads(
     // the candidate table did not sample count as nice-0 ones, with what
     // the domains' duty cycles hold beyond the sampled tasks'.
     let mut by_weight: BTreeMap<u32, f64> = BTreeMap::new();
+    let mut sampled = 0.0;
     for t in tasks {
-        *by_weight.entry(t.weight).or_insert(0.0) += own(t);
+        let o = own(t);
+        *by_weight.entry(t.weight).or_insert(0.0) += o;
+        sampled += o;
     }
-    let sampled: f64 = tasks.iter().map(own).sum();
     *by_weight
         .entry(bpf_intf::consts_WEIGHT_NICE0)
         .or_insert(0.0) += (runnable - sampled).max(0.0);
